@@ -1,0 +1,93 @@
+/**
+ * The DMBQ objective f(α) = E[(X − q_α(X))²] with its gradient, Hessian and the least-squares system of the
+ * alternating step, all from one pass over the 2^M cells.
+ *
+ * With the assignment of patterns to cells fixed, f is quadratic in α:  Σ_c ∫_c (x − s_cᵀα)² p,  so
+ *   gradient  g = −2 Σ_c s_c (m1_c − l_c m0_c)                       (threshold moves cancel: envelope theorem)
+ *   LS step   α* = A⁻¹ r,  A = Σ_c m0_c s_c s_cᵀ,  r = Σ_c m1_c s_c   (never increases f: Lloyd-type argument)
+ *   Hessian   H = 2A − ½ Σ_j p(t_j) Δ_j (s_j + s_{j+1})(s_j + s_{j+1})ᵀ   (t_j, Δ_j: threshold and gap j)
+ * where s_c is the basis vector (b_i) of the pattern at cell c.
+ */
+import type { Distribution } from "./distribution.js";
+import { allocateCells, fillCellMoments, mseFromCells, type CellMoments } from "./cellError.js";
+import { patternValues } from "./levelSet.js";
+
+export class DmbqObjective {
+  readonly n: number; // 2^M levels
+  readonly gradient: Float64Array;
+  readonly hessian: Float64Array; // M × M row-major
+  readonly lsMatrix: Float64Array; // A
+  readonly lsRhs: Float64Array; // r
+  readonly sortedLevels: Float64Array;
+  readonly cells: CellMoments;
+  private readonly values: Float64Array;
+  private readonly order: number[];
+  private readonly scratch = new Float64Array(6);
+  private readonly basis: Float64Array; // s_c for the current sorted order, n × M
+  evaluations = 0;
+
+  constructor(readonly dist: Distribution, readonly bits: number, readonly signed: boolean) {
+    this.n = 1 << bits;
+    this.gradient = new Float64Array(bits);
+    this.hessian = new Float64Array(bits * bits);
+    this.lsMatrix = new Float64Array(bits * bits);
+    this.lsRhs = new Float64Array(bits);
+    this.sortedLevels = new Float64Array(this.n);
+    this.values = new Float64Array(this.n);
+    this.order = Array.from({ length: this.n }, (_, k) => k);
+    this.cells = allocateCells(this.n);
+    this.basis = new Float64Array(this.n * bits);
+  }
+
+  /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system. */
+  evaluate(alpha: ArrayLike<number>, derivatives = true): number {
+    this.evaluations++;
+    const { n, bits, values, order, sortedLevels, cells, basis } = this;
+    patternValues(alpha, this.signed, values);
+    order.sort((a, b) => values[a]! - values[b]!);
+    for (let c = 0; c < n; c++) sortedLevels[c] = values[order[c]!]!;
+    fillCellMoments(this.dist, sortedLevels, cells, this.scratch);
+    const mse = mseFromCells(sortedLevels, cells);
+    if (!derivatives) return mse;
+
+    const low = this.signed ? -1 : 0;
+    for (let c = 0; c < n; c++) {
+      const k = order[c]!;
+      for (let i = 0; i < bits; i++) basis[c * bits + i] = (k >> i) & 1 ? 1 : low;
+    }
+    const { gradient: g, hessian: h, lsMatrix: a, lsRhs: r } = this;
+    g.fill(0);
+    a.fill(0);
+    r.fill(0);
+    for (let c = 0; c < n; c++) {
+      const m0 = cells.m0[c]!;
+      const m1 = cells.m1[c]!;
+      if (m0 === 0 && m1 === 0) continue;
+      const residual = m1 - sortedLevels[c]! * m0;
+      const base = c * bits;
+      for (let i = 0; i < bits; i++) {
+        const si = basis[base + i]!;
+        if (si === 0) continue;
+        g[i] -= 2 * si * residual;
+        r[i] += si * m1;
+        for (let k = 0; k <= i; k++) a[i * bits + k] += m0 * si * basis[base + k]!;
+      }
+    }
+    for (let i = 0; i < bits; i++) for (let k = 0; k < i; k++) a[k * bits + i] = a[i * bits + k]!;
+    for (let i = 0; i < bits * bits; i++) h[i] = 2 * a[i]!;
+    const sum = new Float64Array(bits);
+    for (let j = 0; j + 1 < n; j++) {
+      const gap = sortedLevels[j + 1]! - sortedLevels[j]!;
+      if (gap === 0) continue;
+      const density = this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
+      if (density === 0) continue;
+      const w = 0.5 * density * gap;
+      for (let i = 0; i < bits; i++) sum[i] = basis[j * bits + i]! + basis[(j + 1) * bits + i]!;
+      for (let i = 0; i < bits; i++) {
+        if (sum[i] === 0) continue;
+        for (let k = 0; k < bits; k++) h[i * bits + k] -= w * sum[i]! * sum[k]!;
+      }
+    }
+    return mse;
+  }
+}

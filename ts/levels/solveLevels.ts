@@ -1,0 +1,165 @@
+/**
+ * The global DMBQ solver. The objective has several local minima from M = 4 up, each a different interleaving
+ * (order type) of the 2^M sums, so one local descent is not enough. Starts, all refined by `localMinimize`:
+ *  - continuation across M: the M−1 optimum with the new α inserted at every rank (the last rank with a tiny
+ *    value is the LBG split: every level becomes a close pair);
+ *  - the best uniform grid (so the result can never be worse than it) and a family of geometric ratios.
+ * Every start is first refined for a few steps; the most promising ones are run to convergence.
+ * The result is checked: gradient norm, and Lloyd–Max ≤ DMBQ ≤ uniform.
+ */
+import type { Distribution } from "./distribution.js";
+import { DmbqObjective } from "./dmbqObjective.js";
+import { checkBits, levelsFromAlpha, thresholdsOf } from "./levelSet.js";
+import { localMinimize, type LocalResult } from "./localSolve.js";
+import { lloydMax } from "./lloydMax.js";
+import { bestUniformGrid } from "./uniformGrid.js";
+
+export interface LevelSolution {
+  bits: number;
+  signed: boolean;
+  /** Descending, ≥ 0. */
+  alpha: number[];
+  /** The 2^M levels, ascending. */
+  levels: number[];
+  /** 2^M − 1 midpoints between adjacent levels. */
+  thresholds: number[];
+  /** The top level, Σ α. */
+  clip: number;
+  mse: number;
+  /** Unconstrained optimal quantizer with 2^M levels (lower bound). */
+  lloydMaxMse: number;
+  /** Best uniform grid with 2^M levels (upper bound). */
+  uniformMse: number;
+  /** (mse − lloydMaxMse) / lloydMaxMse. */
+  gapToLloydMax: number;
+  /** Local-solver iterations summed over all starts and all M of the continuation. */
+  iterations: number;
+  solveMs: number;
+  /** ‖∇_α MSE‖₂ at the solution (projected onto α ≥ 0 for unsigned). */
+  gradientNorm: number;
+}
+
+export interface SolveOptions {
+  /** Bases ±1 (weights, default) or {0,1} (activations; needs a law on [0, ∞)). */
+  signed?: boolean;
+  /** Extra starting α vectors for the top M (each of length `bits`); used by tests to show start-independence. */
+  extraStarts?: number[][];
+}
+
+const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+const SCREEN_ITERATIONS = 4;
+const FINALISTS = 3;
+
+function now(): number {
+  return globalThis.performance !== undefined ? globalThis.performance.now() : Date.now();
+}
+
+function descendingAbs(alpha: ArrayLike<number>): number[] {
+  return Array.from(alpha, Math.abs).sort((a, b) => b - a);
+}
+
+/** Starting points for M bits given the (M−1)-bit optimum (absent for M = 1). */
+function startsFor(bits: number, signed: boolean, previous: number[] | undefined, uniformAlpha: number[]): number[][] {
+  const starts: number[][] = [uniformAlpha];
+  const top = uniformAlpha[0]!;
+  for (const ratio of GEOMETRIC_RATIOS) {
+    const shape = Array.from({ length: bits }, (_, i) => ratio ** i);
+    const total = shape.reduce((s, v) => s + v, 0);
+    // Same clip as the uniform grid: Σα equals its top level.
+    const clip = signed ? top * (2 - 2 ** (1 - bits)) : top * (2 - 2 ** (1 - bits));
+    starts.push(shape.map((v) => (v * clip) / total));
+  }
+  if (previous !== undefined) {
+    const p = previous;
+    for (let rank = 0; rank <= p.length; rank++) {
+      const above = rank > 0 ? p[rank - 1]! : undefined;
+      const below = rank < p.length ? p[rank]! : undefined;
+      const value =
+        above === undefined ? 1.5 * below! : below === undefined ? 0.5 * above : Math.sqrt(above * below);
+      starts.push([...p.slice(0, rank), value, ...p.slice(rank)]);
+    }
+    starts.push([...p, 1e-3 * p[p.length - 1]!]); // LBG split
+  }
+  return starts;
+}
+
+interface Optimum {
+  result: LocalResult;
+  iterations: number;
+}
+
+function solveOneM(objective: DmbqObjective, starts: number[][]): Optimum {
+  let iterations = 0;
+  const screened = starts.map((s) => {
+    const r = localMinimize(objective, s, SCREEN_ITERATIONS);
+    iterations += r.iterations;
+    return r;
+  });
+  screened.sort((a, b) => a.mse - b.mse);
+  let best: LocalResult | undefined;
+  for (const candidate of screened.slice(0, FINALISTS)) {
+    const r = localMinimize(objective, candidate.alpha, 200);
+    iterations += r.iterations;
+    if (best === undefined || r.mse < best.mse) best = r;
+  }
+  return { result: best!, iterations };
+}
+
+function checkSignedness(dist: Distribution, signed: boolean): void {
+  if (typeof signed !== "boolean") throw new TypeError(`solveLevels: signed must be a boolean, got ${String(signed)}`);
+  if (!signed && dist.support[0] < 0) {
+    throw new RangeError(
+      `solveLevels: unsigned levels ({0,1} bases) need a law on [0, ∞), but ${dist.name} has support starting at ${dist.support[0]}`,
+    );
+  }
+}
+
+/** DMBQ tables for every M = 1..maxBits (the continuation computes them all anyway). */
+export function solveLevelsAllBits(dist: Distribution, maxBits: number, opts: SolveOptions = {}): LevelSolution[] {
+  checkBits(maxBits, "solveLevels");
+  const signed = opts.signed ?? true;
+  checkSignedness(dist, signed);
+  const t0 = now();
+  const out: LevelSolution[] = [];
+  let previous: number[] | undefined;
+  let iterations = 0;
+  for (let bits = 1; bits <= maxBits; bits++) {
+    const objective = new DmbqObjective(dist, bits, signed);
+    const uniform = bestUniformGrid(dist, bits, signed);
+    const starts = startsFor(bits, signed, previous, uniform.alpha);
+    if (bits === maxBits && opts.extraStarts !== undefined) {
+      for (const [i, s] of opts.extraStarts.entries()) {
+        if (s.length !== bits || !s.every(Number.isFinite)) throw new RangeError(`solveLevels: extraStarts[${i}] must be ${bits} finite numbers`);
+        starts.push(s);
+      }
+    }
+    const { result, iterations: used } = solveOneM(objective, starts);
+    iterations += used;
+    const alpha = descendingAbs(result.alpha);
+    previous = alpha;
+    const levels = levelsFromAlpha(alpha, signed);
+    const lm = lloydMax(dist, levels.length, uniform.levels);
+    out.push({
+      bits,
+      signed,
+      alpha,
+      levels,
+      thresholds: thresholdsOf(levels),
+      clip: levels[levels.length - 1]!,
+      mse: result.mse,
+      lloydMaxMse: lm.mse,
+      uniformMse: uniform.mse,
+      gapToLloydMax: lm.mse > 0 ? (result.mse - lm.mse) / lm.mse : 0,
+      iterations,
+      solveMs: now() - t0,
+      gradientNorm: result.gradientNorm,
+    });
+  }
+  return out;
+}
+
+/** The DMBQ table of one bit-width: α ≥ 0 minimizing E[(X − q(X))²] over the 2^M multi-bit levels. */
+export function solveLevels(dist: Distribution, bits: number, opts: SolveOptions = {}): LevelSolution {
+  const all = solveLevelsAllBits(dist, checkBits(bits, "solveLevels"), opts);
+  return all[all.length - 1]!;
+}
