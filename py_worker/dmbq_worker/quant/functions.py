@@ -1,0 +1,191 @@
+"""Quantize-and-STE autograd Functions for weights and activations, with the LBA sensitivity in backward.
+
+Sensitivity (per step, per channel c):  |sum_{elements of c} (x - x_hat) * dL/dx_hat| / n_c
+with n_c the number of elements of channel c in the step. The Functions return it as the *gradient* of a
+"probe" input (a leaf tensor of shape [C] that requires grad): autograd then sums it over the steps into
+probe.grad on the device (AccumulateGrad is an in-place add), with no host sync, no Python-side state and nothing
+that torch.compile or CUDA graphs could not trace. When a probe is None the Function skips that work entirely,
+so collection is a mode switched outside the step (see SensitivityCollector), not a per-step decision.
+
+The look-ahead probe gets the same quantity with x_hat computed from the level set one bit lower; it is
+recomputed in backward (from the saved input), so it costs nothing while it is off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+# Guards divisions by a scale or clip that collapsed to 0 (an all-zero channel, a clip driven to 0).
+EPS = 1e-8
+
+ActModeName = Literal["uniform", "table"]
+
+
+def quantize_units(u: Tensor, levels: Tensor, thresholds: Tensor) -> Tensor:
+    """Nearest level per row: u [C, K], levels [C, L] ascending, thresholds [C, L-1] midpoints (+inf padded)."""
+    idx = torch.searchsorted(thresholds, u.contiguous())
+    return torch.gather(levels, 1, idx)
+
+
+def channel_view(t: Tensor, ndim: int, channel_dim: int) -> Tensor:
+    """A per-channel vector [C] shaped to broadcast against a tensor of `ndim` dims along `channel_dim`."""
+    shape = [1] * ndim
+    shape[channel_dim] = t.shape[0]
+    return t.reshape(shape)
+
+
+def uniform_act(xf: Tensor, clip: Tensor, n_steps: Tensor) -> Tensor:
+    """round(clamp(x, 0, clip) / clip * n) / n * clip with n = 2^b - 1 broadcast per channel (n = 0 gives 0)."""
+    xc = torch.minimum(xf.clamp_min(0.0), clip)
+    return torch.round(xc * (n_steps / clip)) * (clip / n_steps.clamp_min(1.0))
+
+
+def table_act(xf: Tensor, clip: Tensor, levels: Tensor, thresholds: Tensor, channel_dim: int) -> Tensor:
+    """Nearest level of the channel's unsigned table (levels in [0, 1]) times the clip."""
+    u = torch.minimum(xf.clamp_min(0.0), clip) / clip
+    moved = u.movedim(channel_dim, 0)
+    flat = moved.reshape(moved.shape[0], -1)
+    q = quantize_units(flat, levels, thresholds).reshape(moved.shape).movedim(0, channel_dim)
+    return q * clip
+
+
+def _act_levels(
+    mode: ActModeName,
+    xf: Tensor,
+    clip: Tensor,
+    n_steps: Tensor,
+    levels: Tensor,
+    thresholds: Tensor,
+    fp_mask: Tensor,
+    channel_dim: int,
+) -> Tensor:
+    if mode == "uniform":
+        q = uniform_act(xf, clip, channel_view(n_steps, xf.dim(), channel_dim))
+    else:
+        q = table_act(xf, clip, levels, thresholds, channel_dim)
+    return torch.where(channel_view(fp_mask, xf.dim(), channel_dim), xf, q)
+
+
+def _sum_except(t: Tensor, channel_dim: int) -> Tensor:
+    dims = [d for d in range(t.dim()) if d != channel_dim]
+    return t.sum(dim=dims) if dims else t
+
+
+class WeightQuantSTE(torch.autograd.Function):
+    """w_hat = s_c * nearest_level_c(w / s_c) per output channel; full-precision channels pass w through.
+
+    Backward: the clipped STE (gradient where |w / s_c| <= the channel's clip, i.e. its top level; +inf for full
+    precision, -1 for pruned channels so that nothing passes), and the sensitivity probes.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        weight: Tensor,
+        scale: Tensor,
+        levels: Tensor,
+        thresholds: Tensor,
+        clip_units: Tensor,
+        fp_mask: Tensor,
+        lower_levels: Tensor,
+        lower_thresholds: Tensor,
+        probe: Tensor | None,
+        probe_lower: Tensor | None,
+    ) -> Tensor:
+        channels = weight.shape[0]
+        w2 = weight.reshape(channels, -1).float()
+        s = scale.float().clamp_min(EPS).unsqueeze(1)
+        u = w2 / s
+        fp = fp_mask.unsqueeze(1)
+        w_hat = torch.where(fp, w2, quantize_units(u, levels, thresholds) * s)
+        ctx.save_for_backward(w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds)
+        ctx.weight_shape = weight.shape
+        ctx.weight_dtype = weight.dtype
+        return w_hat.reshape(weight.shape).to(weight.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds = ctx.saved_tensors
+        g = grad.reshape(w2.shape).float()
+        n = float(w2.shape[1])
+        grad_w = None
+        if ctx.needs_input_grad[0]:
+            passed = u.abs() <= clip_units.unsqueeze(1)
+            grad_w = (g * passed).reshape(ctx.weight_shape).to(ctx.weight_dtype)
+        sens = None
+        if ctx.needs_input_grad[8]:
+            sens = ((w2 - w_hat) * g).sum(dim=1).abs() / n
+        sens_lower = None
+        if ctx.needs_input_grad[9]:
+            low = torch.where(fp_mask.unsqueeze(1), w2, quantize_units(u, lower_levels, lower_thresholds) * s)
+            sens_lower = ((w2 - low) * g).sum(dim=1).abs() / n
+        return grad_w, None, None, None, None, None, None, None, sens, sens_lower
+
+
+class ActQuantSTE(torch.autograd.Function):
+    """x_hat per input channel: uniform 2^b levels on [0, clip] or the channel's table times the clip.
+
+    Backward (PACT-style clipped STE): x gets the gradient where 0 <= x <= clip; the clip gets the summed gradient
+    of the saturated part (x > clip). Full-precision channels pass x and its gradient through untouched.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        clip: Tensor,
+        n_steps: Tensor,
+        levels: Tensor,
+        thresholds: Tensor,
+        fp_mask: Tensor,
+        lower_n_steps: Tensor,
+        lower_levels: Tensor,
+        lower_thresholds: Tensor,
+        probe: Tensor | None,
+        probe_lower: Tensor | None,
+        mode: ActModeName,
+        channel_dim: int,
+    ) -> Tensor:
+        xf = x.float()
+        c = clip.float().clamp_min(EPS)
+        x_hat = _act_levels(mode, xf, c, n_steps, levels, thresholds, fp_mask, channel_dim)
+        fp = channel_view(fp_mask, xf.dim(), channel_dim)
+        inside = ((xf >= 0) & (xf <= c)) | fp
+        above = (xf > c) & ~fp
+        collect = probe is not None or probe_lower is not None
+        ctx.collect = collect
+        ctx.mode = mode
+        ctx.channel_dim = channel_dim
+        ctx.x_dtype = x.dtype
+        ctx.clip_shape = clip.shape
+        if collect:
+            ctx.save_for_backward(
+                inside, above, xf, c, n_steps, levels, thresholds, fp_mask, lower_n_steps, lower_levels,
+                lower_thresholds,
+            )
+        else:
+            ctx.save_for_backward(inside, above)
+        return x_hat.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        saved = ctx.saved_tensors
+        inside, above = saved[0], saved[1]
+        g = grad.float()
+        grad_x = (g * inside).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        grad_clip = (g * above).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
+        sens = sens_lower = None
+        if ctx.collect:
+            xf, c, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thr = saved[2:]
+            cdim = ctx.channel_dim
+            n = float(xf.numel() // xf.shape[cdim])
+            if ctx.needs_input_grad[9]:
+                x_hat = _act_levels(ctx.mode, xf, c, n_steps, levels, thresholds, fp_mask, cdim)
+                sens = _sum_except((xf - x_hat) * g, cdim).abs() / n
+            if ctx.needs_input_grad[10]:
+                low = _act_levels(ctx.mode, xf, c, lower_n, lower_levels, lower_thr, fp_mask, cdim)
+                sens_lower = _sum_except((xf - low) * g, cdim).abs() / n
+        return (grad_x, grad_clip, None, None, None, None, None, None, None, sens, sens_lower, None, None)

@@ -1,0 +1,213 @@
+"""LBA sensitivities and level statistics, accumulated on the device over the steps of a run request.
+
+Sensitivity of channel c in one step (weights: an output channel; activations: an input channel):
+
+    S_c = | sum_{elements e of c} (x_e - x_hat_e) * dL/dx_hat_e | / n_c
+
+n_c is the number of elements of c in that step (weights: in/groups * kh * kw; activations: batch * H * W).
+S_c is summed over the steps while the collector is enabled. The look-ahead S_c^lower uses x_hat from the level
+set one bit lower (b - 1 bits; 0 bits quantizes to 0). Full-precision channels have x_hat = x, so S_c = 0 (their
+look-ahead is 0 too: the worker has no "one bit below FP").
+
+How: each quantizer gets "probe" leaves of shape [C] that require grad; its autograd Function returns S_c as the
+probe's gradient, so autograd's own in-place accumulation sums it over steps (functions.py). The probes are plain
+attributes, not parameters: no optimizer, zero_grad or grad-clipping sees them. Notes for the training loop:
+ * a GradScaler multiplies every gradient, these too: divide by its scale (bf16 autocast needs none);
+ * backward(inputs=...) restricted to the parameters would skip the probes;
+ * under DDP each rank holds its own sums: all-reduce the arrays of `read()` if one total is wanted.
+
+Histograms (histogram_bins > 0, training-mode forwards only): of w / s_c over the whole layer on
+[-r, r] with r = max|w / s_c| when the collector is enabled (fixed for the run so steps add up; values outside
+are counted in the end bins, so counts sum to elements x steps), and of x / clip on [0, 1.5].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dmbq_worker.errors import invalid
+from dmbq_worker.proto import dmbq_pb2 as pb
+from dmbq_worker.quant.act_quantizer import ACT_HIST_HI
+from dmbq_worker.quant.convert import QuantLayerRef
+from dmbq_worker.quant.functions import EPS
+
+Histogram = tuple[float, float, np.ndarray]
+
+
+@dataclass
+class LayerStatsArrays:
+    weight_sensitivity: np.ndarray  # float32 [out_channels]
+    act_sensitivity: np.ndarray | None  # float32 [in_channels]
+    weight_sensitivity_lower: np.ndarray | None
+    act_sensitivity_lower: np.ndarray | None
+    weight_hist: Histogram | None  # (lo, hi, counts float32 [bins]) of w / s_c
+    act_hist: Histogram | None  # (0, 1.5, counts) of x / clip
+    act_clip: np.ndarray | None  # float32 [1]
+    weight_scale: np.ndarray  # float32 [out_channels]
+
+
+def _probe(n: int, like: Tensor) -> Tensor:
+    return torch.zeros(n, device=like.device, dtype=torch.float32, requires_grad=True)
+
+
+def _accumulated(probe: Tensor | None, n: int) -> np.ndarray:
+    if probe is None or probe.grad is None:
+        return np.zeros(n, dtype=np.float32)
+    return probe.grad.detach().float().cpu().numpy().astype(np.float32)
+
+
+@dataclass
+class _LayerSlots:
+    """The device tensors one layer accumulates into; owned here, lent to the quantizers while enabled."""
+
+    weight_probe: Tensor
+    act_probe: Tensor
+    weight_probe_lower: Tensor | None
+    act_probe_lower: Tensor | None
+    weight_hist: Tensor | None
+    weight_hist_range: Tensor | None
+    act_hist: Tensor | None
+
+    def tensors(self) -> list[Tensor]:
+        maybe = [self.weight_probe, self.act_probe, self.weight_probe_lower, self.act_probe_lower]
+        return [t for t in maybe if t is not None]
+
+
+@torch.no_grad()
+def _weight_range(ref: QuantLayerRef) -> Tensor:
+    """[-r, r] with r = max|w / s_c| over the layer (1 if the layer is all zero)."""
+    wq = ref.module.weight_quant
+    u = ref.module.weight.detach().reshape(wq.out_channels, -1).float() / wq.scale.clamp_min(EPS).unsqueeze(1)
+    r = u.abs().max()
+    r = torch.where(r > 0, r, torch.ones_like(r))
+    return torch.stack([-r, r])
+
+
+class SensitivityCollector:
+    """Switches collection on the layers' quantizers and reads the sums back (the only host sync)."""
+
+    def __init__(self, layers: Sequence[QuantLayerRef], *, lookahead: bool = False, histogram_bins: int = 0) -> None:
+        if histogram_bins < 0:
+            raise invalid("run.histogram_bins", f"must be >= 0, got {histogram_bins}")
+        self.layers = list(layers)
+        self.lookahead = bool(lookahead)
+        self.histogram_bins = int(histogram_bins)
+        self.enabled = False
+        self._slots: list[_LayerSlots] | None = None
+
+    def _allocate(self) -> list[_LayerSlots]:
+        slots = []
+        bins = self.histogram_bins
+        for ref in self.layers:
+            wq, aq, w = ref.module.weight_quant, ref.module.act_quant, ref.module.weight
+            slots.append(
+                _LayerSlots(
+                    weight_probe=_probe(wq.out_channels, w),
+                    act_probe=_probe(aq.in_channels, w),
+                    weight_probe_lower=_probe(wq.out_channels, w) if self.lookahead else None,
+                    act_probe_lower=_probe(aq.in_channels, w) if self.lookahead else None,
+                    weight_hist=torch.zeros(bins, device=w.device) if bins > 0 else None,
+                    weight_hist_range=_weight_range(ref) if bins > 0 else None,
+                    act_hist=torch.zeros(bins, device=w.device) if bins > 0 else None,
+                )
+            )
+        return slots
+
+    def enable(self) -> None:
+        """Start (or resume) accumulating; checks that the look-ahead tables exist. Call between steps."""
+        if self.lookahead:
+            for ref in self.layers:
+                wq, aq = ref.module.weight_quant, ref.module.act_quant
+                if not wq.lower_available or not aq.lower_available:
+                    raise invalid(
+                        "run.lookahead",
+                        f"layer {ref.name!r} uses a bit-width whose table one bit lower is not in the scheme",
+                    )
+        if self._slots is None:
+            self._slots = self._allocate()
+        for ref, slot in zip(self.layers, self._slots):
+            wq, aq = ref.module.weight_quant, ref.module.act_quant
+            wq.probe, wq.probe_lower = slot.weight_probe, slot.weight_probe_lower
+            wq.hist, wq.hist_range = slot.weight_hist, slot.weight_hist_range
+            aq.probe, aq.probe_lower, aq.hist = slot.act_probe, slot.act_probe_lower, slot.act_hist
+        self.enabled = True
+
+    def disable(self) -> None:
+        """Stop accumulating (evaluation, steps not to count); the sums are kept for read()."""
+        for ref in self.layers:
+            wq, aq = ref.module.weight_quant, ref.module.act_quant
+            wq.probe = wq.probe_lower = wq.hist = wq.hist_range = None
+            aq.probe = aq.probe_lower = aq.hist = None
+        self.enabled = False
+
+    def reset(self) -> None:
+        """Zero the sums in place and re-fix the weight histogram ranges from the current weights."""
+        if self._slots is None:
+            return
+        for ref, slot in zip(self.layers, self._slots):
+            for t in slot.tensors():
+                if t.grad is not None:
+                    t.grad.zero_()
+            for h in (slot.weight_hist, slot.act_hist):
+                if h is not None:
+                    h.zero_()
+            if slot.weight_hist_range is not None:
+                slot.weight_hist_range.copy_(_weight_range(ref))
+
+    def read(self) -> dict[str, LayerStatsArrays]:
+        """Copy the sums to the host as float32 numpy arrays (the one host sync)."""
+        out: dict[str, LayerStatsArrays] = {}
+        for i, ref in enumerate(self.layers):
+            wq, aq = ref.module.weight_quant, ref.module.act_quant
+            slot = self._slots[i] if self._slots is not None else None
+            weight_hist = act_hist = None
+            if slot is not None and slot.weight_hist is not None and slot.weight_hist_range is not None:
+                lo, hi = (float(v) for v in slot.weight_hist_range.detach().cpu().tolist())
+                weight_hist = (lo, hi, slot.weight_hist.detach().cpu().numpy().astype(np.float32))
+            if slot is not None and slot.act_hist is not None:
+                act_hist = (0.0, ACT_HIST_HI, slot.act_hist.detach().cpu().numpy().astype(np.float32))
+            out[ref.name] = LayerStatsArrays(
+                weight_sensitivity=_accumulated(slot.weight_probe if slot else None, wq.out_channels),
+                act_sensitivity=_accumulated(slot.act_probe if slot else None, aq.in_channels),
+                weight_sensitivity_lower=(
+                    _accumulated(slot.weight_probe_lower if slot else None, wq.out_channels)
+                    if self.lookahead
+                    else None
+                ),
+                act_sensitivity_lower=(
+                    _accumulated(slot.act_probe_lower if slot else None, aq.in_channels) if self.lookahead else None
+                ),
+                weight_hist=weight_hist,
+                act_hist=act_hist,
+                act_clip=aq.clip.detach().float().cpu().numpy().astype(np.float32).reshape(-1),
+                weight_scale=wq.scale.detach().float().cpu().numpy().astype(np.float32),
+            )
+        return out
+
+
+def _pack(a: np.ndarray | None) -> bytes:
+    return b"" if a is None else np.ascontiguousarray(a, dtype="<f4").tobytes()
+
+
+def stats_to_proto(name: str, s: LayerStatsArrays) -> pb.LayerStats:
+    msg = pb.LayerStats(
+        name=name,
+        weight_sensitivity_f32=_pack(s.weight_sensitivity),
+        act_sensitivity_f32=_pack(s.act_sensitivity),
+        weight_sensitivity_lower_f32=_pack(s.weight_sensitivity_lower),
+        act_sensitivity_lower_f32=_pack(s.act_sensitivity_lower),
+        act_clip_f32=_pack(s.act_clip),
+        weight_scale_f32=_pack(s.weight_scale),
+    )
+    if s.weight_hist is not None:
+        lo, hi, counts = s.weight_hist
+        msg.weight_hist.CopyFrom(pb.Histogram(lo=lo, hi=hi, counts_f32=_pack(counts)))
+    if s.act_hist is not None:
+        lo, hi, counts = s.act_hist
+        msg.act_hist.CopyFrom(pb.Histogram(lo=lo, hi=hi, counts_f32=_pack(counts)))
+    return msg

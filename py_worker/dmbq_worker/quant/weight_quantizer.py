@@ -1,0 +1,123 @@
+"""Per-output-channel DMBQ weight quantizer: w_hat_c = s_c * nearest level of the channel's table (w / s_c)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dmbq_worker.quant.functions import EPS, WeightQuantSTE
+from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
+
+DEFAULT_SCALE_EMA_DECAY = 0.99
+
+
+class WeightQuantizer(nn.Module):
+    """Holds the scheme of one layer's weights; the layer calls it on its weight every forward.
+
+    Buffers (all of static shape, rewritten in place by `load_rows_`):
+      bits [C] uint8            0 prunes, 1..8 bits, 32 full precision
+      scale [C] float32         s_c, EMA of mean|w_c| (decay `ema_decay`), updated in training-mode forward
+      levels [C, 256], thresholds [C, 255], clip_units [C], fp_mask [C]    the channel's level row (levels.py)
+      lower_levels, lower_thresholds                                     the row one bit lower (look-ahead)
+    """
+
+    bits: Tensor
+    scale: Tensor
+    levels: Tensor
+    thresholds: Tensor
+    clip_units: Tensor
+    fp_mask: Tensor
+    lower_levels: Tensor
+    lower_thresholds: Tensor
+
+    def __init__(self, out_channels: int, *, ema_decay: float = DEFAULT_SCALE_EMA_DECAY) -> None:
+        super().__init__()
+        if out_channels <= 0:
+            raise ValueError(f"out_channels must be positive, got {out_channels}")
+        self.out_channels = out_channels
+        self.ema_decay = float(ema_decay)
+        c = out_channels
+        self.register_buffer("bits", torch.full((c,), FP_BITS, dtype=torch.uint8))
+        self.register_buffer("scale", torch.ones(c))
+        self.register_buffer("levels", torch.zeros(c, MAX_LEVELS))
+        self.register_buffer("thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        self.register_buffer("clip_units", torch.full((c,), FP_CLIP))
+        self.register_buffer("fp_mask", torch.ones(c, dtype=torch.bool))
+        self.register_buffer("lower_levels", torch.zeros(c, MAX_LEVELS))
+        self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        # Python-side mode, switched between steps only (a change recompiles once under torch.compile).
+        self.all_full_precision = True
+        self.lower_available = True
+        # Collection state, owned by SensitivityCollector.
+        self.probe: Tensor | None = None
+        self.probe_lower: Tensor | None = None
+        self.hist: Tensor | None = None
+        self.hist_range: Tensor | None = None  # [2]: lo, hi of w / s_c
+
+    @torch.no_grad()
+    def reset_scale_(self, weight: Tensor) -> None:
+        """s_c = mean|w_c| now (at conversion and when a layer is first quantized)."""
+        self.scale.copy_(weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float())
+
+    @torch.no_grad()
+    def load_rows_(
+        self,
+        bits: np.ndarray,
+        levels: np.ndarray,
+        thresholds: np.ndarray,
+        clip_units: np.ndarray,
+        lower_levels: np.ndarray,
+        lower_thresholds: np.ndarray,
+        *,
+        lower_available: bool,
+    ) -> None:
+        """Copy a validated scheme into the buffers (same shapes: no reallocation)."""
+        dev = self.bits.device
+        self.bits.copy_(torch.from_numpy(np.ascontiguousarray(bits, dtype=np.uint8)).to(dev))
+        self.fp_mask.copy_(self.bits == FP_BITS)
+        self.levels.copy_(torch.from_numpy(levels).to(dev))
+        self.thresholds.copy_(torch.from_numpy(thresholds).to(dev))
+        self.clip_units.copy_(torch.from_numpy(clip_units).to(dev))
+        self.lower_levels.copy_(torch.from_numpy(lower_levels).to(dev))
+        self.lower_thresholds.copy_(torch.from_numpy(lower_thresholds).to(dev))
+        self.all_full_precision = bool((bits == FP_BITS).all())
+        self.lower_available = lower_available
+
+    def sync_mode_from_buffers(self) -> None:
+        """Recompute the Python-side mode from the buffers (after load_state_dict). Host sync: call between steps."""
+        self.all_full_precision = bool((self.bits == FP_BITS).all().item())
+
+    def forward(self, weight: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():
+                mean_abs = weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float()
+                self.scale.mul_(self.ema_decay).add_(mean_abs, alpha=1.0 - self.ema_decay)
+            if self.hist is not None and self.hist_range is not None:
+                self._accumulate_hist(weight)
+        if self.all_full_precision and self.probe is None and self.probe_lower is None:
+            return weight
+        return WeightQuantSTE.apply(
+            weight,
+            self.scale,
+            self.levels,
+            self.thresholds,
+            self.clip_units,
+            self.fp_mask,
+            self.lower_levels,
+            self.lower_thresholds,
+            self.probe,
+            self.probe_lower,
+        )
+
+    @torch.no_grad()
+    def _accumulate_hist(self, weight: Tensor) -> None:
+        assert self.hist is not None and self.hist_range is not None
+        u = weight.detach().reshape(self.out_channels, -1).float() / self.scale.clamp_min(EPS).unsqueeze(1)
+        lo, hi = self.hist_range[0], self.hist_range[1]
+        # Normalised to [0, 1] with tensor bounds so histc's range is a constant; outliers land in the end bins.
+        t = ((u - lo) / (hi - lo)).clamp(0.0, 1.0)
+        self.hist.add_(torch.histc(t, bins=self.hist.shape[0], min=0.0, max=1.0))
+
+    def extra_repr(self) -> str:
+        return f"out_channels={self.out_channels}, ema_decay={self.ema_decay}"
