@@ -1,0 +1,106 @@
+// ZeroMQ DEALER talking to the worker's ROUTER. zeromq.js allows one pending receive and one pending
+// send per socket, so there is exactly one receive loop and one send queue here.
+import { Dealer } from "zeromq";
+import { Transport, TransportClosedError } from "./transport.js";
+
+export interface ZmqOptions {
+  /** ZMTP heartbeat interval; a peer silent for 3 intervals is considered gone. 0 disables. */
+  heartbeatMs?: number;
+  /** Remote workers only: how long a lost connection may stay lost before the transport closes. */
+  reconnectGraceMs?: number;
+}
+
+export class ZmqTransport implements Transport {
+  readonly kind = "zmq";
+  private readonly socket: Dealer;
+  private sendQueue: Promise<void> = Promise.resolve();
+  private frameListener: (frame: Uint8Array) => void = () => {};
+  private closeListener: (reason: Error) => void = () => {};
+  private closed = false;
+  private lostTimer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly address: string, private readonly options: Required<ZmqOptions>) {
+    const hb = options.heartbeatMs;
+    this.socket = new Dealer({
+      linger: 0,
+      heartbeatInterval: hb,
+      heartbeatTimeout: hb * 3,
+      heartbeatTimeToLive: hb * 3,
+      reconnectInterval: 100,
+      receiveHighWaterMark: 0,
+      sendHighWaterMark: 0,
+    });
+  }
+
+  static connect(endpoint: string, options: ZmqOptions = {}): ZmqTransport {
+    const t = new ZmqTransport(endpoint, { heartbeatMs: 500, reconnectGraceMs: 2000, ...options });
+    t.socket.connect(endpoint);
+    void t.watchConnection();
+    void t.receiveLoop();
+    return t;
+  }
+
+  send(frame: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportClosedError(`zmq transport to ${this.address} is closed`));
+    const next = this.sendQueue.then(() => this.socket.send(frame));
+    // The queue itself must survive a failed send; the caller still sees the failure.
+    this.sendQueue = next.catch(() => {});
+    return next;
+  }
+
+  onFrame(listener: (frame: Uint8Array) => void): void {
+    this.frameListener = listener;
+  }
+
+  onClose(listener: (reason: Error) => void): void {
+    this.closeListener = listener;
+  }
+
+  async close(): Promise<void> {
+    this.finish(new TransportClosedError(`zmq transport to ${this.address} was closed`));
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [frame] of this.socket) {
+        if (frame) this.frameListener(frame);
+      }
+    } catch (err) {
+      if (!this.closed) this.finish(new TransportClosedError(`zmq receive from ${this.address} failed: ${(err as Error).message}`));
+    }
+  }
+
+  // A heartbeat timeout shows up as a disconnect; ZeroMQ would reconnect forever, so give up after a grace period.
+  // (Our own loop over the observer: its event-emitter mode leaves a rejected promise behind on close.)
+  private async watchConnection(): Promise<void> {
+    try {
+      for await (const event of this.socket.events) {
+        if (event.type === "disconnect" && !this.closed && !this.lostTimer) {
+          this.lostTimer = setTimeout(() => {
+            this.finish(new TransportClosedError(
+              `lost the connection to the worker at ${this.address} (no heartbeat for ${this.options.reconnectGraceMs} ms)`));
+          }, this.options.reconnectGraceMs);
+          this.lostTimer.unref();
+        } else if (event.type === "connect") {
+          clearTimeout(this.lostTimer);
+          this.lostTimer = undefined;
+        }
+      }
+    } catch {
+      // the observer ends when the socket closes
+    }
+  }
+
+  private finish(reason: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.lostTimer);
+    try {
+      this.socket.events.close();
+    } catch {
+      // already closed
+    }
+    this.socket.close();
+    this.closeListener(reason);
+  }
+}
