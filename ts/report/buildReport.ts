@@ -18,6 +18,7 @@ export interface BuildReportOptions {
 }
 
 const CSS = `
+[hidden]{display:none!important}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#f6f7f9}
 main{max-width:1060px;margin:0 auto;padding:16px 20px 40px}
 h1{font-size:22px;margin:8px 0 2px}h2{font-size:17px;margin:0 0 8px}
@@ -170,9 +171,9 @@ export function buildReport(run: LoadedRun, options: BuildReportOptions = {}): s
     section(
       "Training curves",
       `<div class="charts">` +
-        lineChart({ title: "Accuracy", xLabel: "epoch", yLabel: "accuracy (%)", series: accuracy, bands, integerX: true, width: 510 }) +
-        lineChart({ title: "Loss", xLabel: "epoch", yLabel: "loss", series: loss, bands, integerX: true, width: 510 }) +
-        lineChart({ title: "Average bits over time", xLabel: "epoch", yLabel: "bits", series: bitsSeries, bands, integerX: true, yInclude: [0], width: 1032, height: 240 }) +
+        lineChart({ title: "Accuracy", xLabel: "epoch", yLabel: "accuracy (%)", series: accuracy, bands, integerX: true, width: 480 }) +
+        lineChart({ title: "Loss", xLabel: "epoch", yLabel: "loss", series: loss, bands, integerX: true, width: 480 }) +
+        lineChart({ title: "Average bits over time", xLabel: "epoch", yLabel: "bits", series: bitsSeries, bands, integerX: true, yInclude: [0], width: 980, height: 240 }) +
         `</div>`,
       "curves",
     ),
@@ -190,8 +191,8 @@ export function buildReport(run: LoadedRun, options: BuildReportOptions = {}): s
     section(
       "Bit-width of every channel",
       note +
-        bitHeatmap({ title: "Weight bits per output channel", columnLabels: weightTimeline.columnLabels, layers: weightTimeline.layers, rowNoun: "output channels", width: 1032 }) +
-        bitHeatmap({ title: "Activation bits per input channel", columnLabels: actTimeline.columnLabels, layers: actTimeline.layers, rowNoun: "input channels", width: 1032 }),
+        bitHeatmap({ title: "Weight bits per output channel", columnLabels: weightTimeline.columnLabels, layers: weightTimeline.layers, rowNoun: "output channels", width: 980 }) +
+        bitHeatmap({ title: "Activation bits per input channel", columnLabels: actTimeline.columnLabels, layers: actTimeline.layers, rowNoun: "input channels", width: 980 }),
       "heatmaps",
     ),
   );

@@ -109,7 +109,7 @@ export function bitHeatmap(options: BitHeatmapOptions): string {
 
   // Legend: every bit-width, including the two special ones, so colours mean the same in every report.
   const legend = LEGEND_BITS.map((b, i) => {
-    const lx = LABEL_W + i * 74;
+    const lx = LABEL_W + i * 80;
     return `<g class="legend-item" data-bits="${b}"><rect x="${lx}" y="28" width="14" height="14" fill="${bitColor(b)}" stroke="#999"/>` +
       `<text x="${lx + 18}" y="39">${escapeXml(bitLabel(b))}</text></g>`;
   });

@@ -15,6 +15,8 @@ export interface LevelsOverHistogramOptions {
 }
 
 const MARGIN = { top: 40, right: 12, bottom: 34, left: 44 };
+/** Above this many levels, lines are drawn as baseline ticks and thresholds are omitted. */
+export const DENSE_LEVELS = 32;
 
 /** Sums several histograms onto one common grid (each source bin's count goes to the bin holding its centre). */
 export function mergeHistograms(histograms: readonly HistogramRecord[], bins?: number): HistogramRecord | undefined {
@@ -36,7 +38,7 @@ export function mergeHistograms(histograms: readonly HistogramRecord[], bins?: n
 }
 
 export function levelsOverHistogram(options: LevelsOverHistogramOptions): string {
-  const width = options.width ?? 340;
+  const width = options.width ?? 470;
   const height = options.height ?? 210;
   const { histogram, table } = options;
   const plotW = width - MARGIN.left - MARGIN.right;
@@ -55,7 +57,7 @@ export function levelsOverHistogram(options: LevelsOverHistogramOptions): string
   parts.push(`<text class="chart-title" x="${MARGIN.left}" y="16">${escapeXml(options.title)}</text>`);
   parts.push(
     `<text class="chart-subtitle" x="${MARGIN.left}" y="30">${table.levels.length} levels, ${table.thresholds.length} thresholds, ` +
-      `mse ${escapeXml(formatNumber(table.mse, 4))}</text>`,
+      `mse ${escapeXml(formatNumber(table.mse, 4))}${finiteLevels.length > DENSE_LEVELS ? " (levels as ticks)" : ""}</text>`,
   );
 
   // Histogram: one filled step outline.
@@ -71,14 +73,19 @@ export function levelsOverHistogram(options: LevelsOverHistogramOptions): string
     parts.push(`<path class="histogram" d="${d}"/>`);
   }
 
-  // Thresholds dashed, levels solid, drawn on top of the bars.
-  for (const t of finiteThresholds) {
-    const tx = coord(x(t));
-    parts.push(`<line class="threshold" x1="${tx}" x2="${tx}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke-dasharray="4 3"><title>threshold ${formatNumber(t, 4)}</title></line>`);
+  // Thresholds dashed, levels solid, drawn on top of the bars. Past DENSE_LEVELS (an 8-bit table has 256) full
+  // height lines would paint the plot solid, so levels become short ticks on the baseline and thresholds are left out.
+  const dense = finiteLevels.length > DENSE_LEVELS;
+  if (!dense) {
+    for (const t of finiteThresholds) {
+      const tx = coord(x(t));
+      parts.push(`<line class="threshold" x1="${tx}" x2="${tx}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke-dasharray="4 3"><title>threshold ${formatNumber(t, 4)}</title></line>`);
+    }
   }
+  const levelTop = dense ? MARGIN.top + plotH - 8 : MARGIN.top;
   for (const l of finiteLevels) {
     const lx = coord(x(l));
-    parts.push(`<line class="level" x1="${lx}" x2="${lx}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>level ${formatNumber(l, 4)}</title></line>`);
+    parts.push(`<line class="level" x1="${lx}" x2="${lx}" y1="${levelTop}" y2="${MARGIN.top + plotH}"><title>level ${formatNumber(l, 4)}</title></line>`);
   }
 
   const ticks = niceTicks(xLo, xHi, 6).filter((t) => t >= xLo - pad && t <= xHi + pad);

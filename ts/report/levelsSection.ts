@@ -19,6 +19,10 @@ export interface LevelsSectionInput {
 
 const AGGREGATE = "all layers";
 
+function shortLabel(label: string): string {
+  return label.length > 28 ? label.slice(0, 12) + "…" + label.slice(-15) : label;
+}
+
 function tablesFor(input: LevelsSectionInput, layer: string | undefined, used: ReadonlySet<number> | undefined): LevelTableRecord[] {
   const source = (layer !== undefined ? input.perLayer?.[layer] : undefined) ?? input.tables;
   // 0 (pruned) and 32 (float) have no quantizer to draw.
@@ -34,12 +38,16 @@ export function levelsSection(input: LevelsSectionInput): string | undefined {
   const merged = mergeHistograms(Object.values(input.histograms));
   const xLabel = input.kind === "weight" ? "w / s_c (units of the channel's mean |w|)" : "x / clip";
 
-  const options: Array<{ label: string; histogram: HistogramRecord | undefined; tables: LevelTableRecord[] }> = [
-    { label: layerNames.length > 1 ? `${AGGREGATE} (merged histogram)` : (layerNames[0] ?? AGGREGATE), histogram: layerNames.length > 1 ? merged : input.histograms[layerNames[0] ?? ""], tables: tablesFor(input, layerNames.length === 1 ? layerNames[0] : undefined, allUsed) },
+  // The first option is what shows without JS: all layers merged, or the only layer.
+  const single = layerNames.length === 1 ? layerNames[0] : undefined;
+  const options: Array<{ label: string; choice: string; histogram: HistogramRecord | undefined; tables: LevelTableRecord[] }> = [
+    single !== undefined
+      ? { label: single, choice: single, histogram: input.histograms[single], tables: tablesFor(input, single, input.bitsInUse?.get(single) ?? allUsed) }
+      : { label: AGGREGATE, choice: `${AGGREGATE} (merged histogram)`, histogram: merged, tables: tablesFor(input, undefined, allUsed) },
   ];
   if (layerNames.length > 1) {
     for (const name of layerNames) {
-      options.push({ label: name, histogram: input.histograms[name], tables: tablesFor(input, name, input.bitsInUse?.get(name) ?? allUsed) });
+      options.push({ label: name, choice: name, histogram: input.histograms[name], tables: tablesFor(input, name, input.bitsInUse?.get(name) ?? allUsed) });
     }
   }
   if (options.every((o) => o.tables.length === 0)) return undefined;
@@ -48,13 +56,13 @@ export function levelsSection(input: LevelsSectionInput): string | undefined {
   const select =
     options.length > 1
       ? `<label>Layer: <select class="layer-select" data-target="${id}">` +
-        options.map((o, i) => `<option value="${i}">${escapeXml(o.label)}</option>`).join("") +
+        options.map((o, i) => `<option value="${i}">${escapeXml(o.choice)}</option>`).join("") +
         `</select></label>`
       : "";
   const panels = options.map((o, i) => {
     const charts = o.tables.map((table) => {
       const histogram = o.histogram ?? { lo: Math.min(...table.levels), hi: Math.max(...table.levels), counts: [] };
-      return levelsOverHistogram({ title: `${table.bits}-bit ${input.kind === "weight" ? "weights" : "activations"}: ${o.label}`, histogram, table, xLabel });
+      return levelsOverHistogram({ title: `${table.bits}-bit ${input.kind === "weight" ? "weights" : "activations"} · ${shortLabel(o.label)}`, histogram, table, xLabel });
     });
     const body = charts.length > 0 ? charts.join("") : `<p class="muted">No quantized ${input.kind === "weight" ? "weight" : "activation"} bit-width in use for this layer.</p>`;
     return `<div class="layer-option small-multiples" data-option="${i}"${i === 0 ? "" : " hidden"}>${body}</div>`;
