@@ -21,8 +21,10 @@ export class DmbqObjective {
   readonly sortedLevels: Float64Array;
   readonly cells: CellMoments;
   private readonly values: Float64Array;
-  private readonly order: number[];
+  private readonly order: Int32Array;
   private readonly scratch = new Float64Array(6);
+  private readonly nonzero = new Int32Array(8);
+  private readonly u = new Float64Array(8);
   private readonly basis: Float64Array; // s_c for the current sorted order, n × M
   evaluations = 0;
 
@@ -34,22 +36,37 @@ export class DmbqObjective {
     this.lsRhs = new Float64Array(bits);
     this.sortedLevels = new Float64Array(this.n);
     this.values = new Float64Array(this.n);
-    this.order = Array.from({ length: this.n }, (_, k) => k);
+    this.order = Int32Array.from({ length: this.n }, (_, k) => k);
     this.cells = allocateCells(this.n);
     this.basis = new Float64Array(this.n * bits);
   }
 
-  /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system. */
+  /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system (else call `derive()` later). */
   evaluate(alpha: ArrayLike<number>, derivatives = true): number {
     this.evaluations++;
-    const { n, bits, values, order, sortedLevels, cells, basis } = this;
+    const { n, values, order, sortedLevels, cells } = this;
     patternValues(alpha, this.signed, values);
-    order.sort((a, b) => values[a]! - values[b]!);
+    // Insertion sort from the previous order: successive α of a descent barely reorder the sums, so this is ~O(N).
+    for (let c = 1; c < n; c++) {
+      const k = order[c]!;
+      const v = values[k]!;
+      let j = c - 1;
+      while (j >= 0 && values[order[j]!]! > v) {
+        order[j + 1] = order[j]!;
+        j--;
+      }
+      order[j + 1] = k;
+    }
     for (let c = 0; c < n; c++) sortedLevels[c] = values[order[c]!]!;
     fillCellMoments(this.dist, sortedLevels, cells, this.scratch);
     const mse = mseFromCells(sortedLevels, cells);
-    if (!derivatives) return mse;
+    if (derivatives) this.derive();
+    return mse;
+  }
 
+  /** Gradient, Hessian and LS system at the α of the last `evaluate`. */
+  derive(): void {
+    const { n, bits, order, sortedLevels, cells, basis } = this;
     const low = this.signed ? -1 : 0;
     for (let c = 0; c < n; c++) {
       const k = order[c]!;
@@ -68,26 +85,41 @@ export class DmbqObjective {
       for (let i = 0; i < bits; i++) {
         const si = basis[base + i]!;
         if (si === 0) continue;
-        g[i] -= 2 * si * residual;
-        r[i] += si * m1;
-        for (let k = 0; k <= i; k++) a[i * bits + k] += m0 * si * basis[base + k]!;
+        g[i] = g[i]! - 2 * si * residual;
+        r[i] = r[i]! + si * m1;
+        const m0si = m0 * si;
+        const row = i * bits;
+        for (let k = 0; k <= i; k++) a[row + k] = a[row + k]! + m0si * basis[base + k]!;
       }
     }
     for (let i = 0; i < bits; i++) for (let k = 0; k < i; k++) a[k * bits + i] = a[i * bits + k]!;
     for (let i = 0; i < bits * bits; i++) h[i] = 2 * a[i]!;
-    const sum = new Float64Array(bits);
+    // Curvature of the moving thresholds, lower triangle only, over the nonzero entries of u = s_j + s_{j+1}.
+    const nonzero = this.nonzero;
+    const u = this.u;
     for (let j = 0; j + 1 < n; j++) {
       const gap = sortedLevels[j + 1]! - sortedLevels[j]!;
       if (gap === 0) continue;
       const density = this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
       if (density === 0) continue;
       const w = 0.5 * density * gap;
-      for (let i = 0; i < bits; i++) sum[i] = basis[j * bits + i]! + basis[(j + 1) * bits + i]!;
+      let count = 0;
       for (let i = 0; i < bits; i++) {
-        if (sum[i] === 0) continue;
-        for (let k = 0; k < bits; k++) h[i * bits + k] -= w * sum[i]! * sum[k]!;
+        const ui = basis[j * bits + i]! + basis[(j + 1) * bits + i]!;
+        if (ui !== 0) {
+          u[count] = ui;
+          nonzero[count++] = i;
+        }
+      }
+      for (let p = 0; p < count; p++) {
+        const row = nonzero[p]! * bits;
+        const wu = w * u[p]!;
+        for (let q = 0; q <= p; q++) {
+          const at = row + nonzero[q]!;
+          h[at] = h[at]! - wu * u[q]!;
+        }
       }
     }
-    return mse;
+    for (let i = 0; i < bits; i++) for (let k = 0; k < i; k++) h[k * bits + i] = h[i * bits + k]!;
   }
 }

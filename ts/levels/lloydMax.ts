@@ -1,7 +1,7 @@
 /**
  * The Lloyd–Max quantizer: the best N = 2^M levels with no structure at all, a lower bound for DMBQ.
- * Newton on the levels (the Hessian is tridiagonal), safeguarded by the Lloyd centroid step, which never
- * increases the error. For log-concave laws (all analytic laws here) the optimum is unique (Fleischer), so this
+ * Damped Newton on the levels (the Hessian is tridiagonal), blending into the Lloyd centroid step far from the
+ * optimum. For log-concave laws (all analytic laws here) the optimum is unique (Fleischer), so this
  * is the global bound; for a multimodal histogram it is the best found from the uniform-grid start.
  */
 import type { Distribution } from "./distribution.js";
@@ -41,40 +41,32 @@ export function lloydMax(dist: Distribution, nLevels: number, start: ArrayLike<n
     fillCellMoments(dist, levels, cells, scratch);
   };
 
+  // Levenberg–Marquardt damping towards the Lloyd step: (H + μ·diag(2 m0)) d = −g. μ → ∞ is a (short) Lloyd
+  // step, μ = 0 pure Newton; far from the optimum H is indefinite for heavy-tailed laws, so μ adapts.
+  let mu = 1e-3;
   for (; iterations < maxIterations; iterations++) {
     const before = mse;
-    for (let j = 0; j < n; j++) {
-      rhs[j] = 2 * (cells.m1[j]! - levels[j]! * cells.m0[j]!); // −gradient
-      diag[j] = 2 * cells.m0[j]!;
-    }
-    for (let j = 0; j + 1 < n; j++) {
-      const gap = levels[j + 1]! - levels[j]!;
-      const w = 0.5 * dist.pdf((levels[j]! + levels[j + 1]!) / 2) * gap;
-      diag[j] -= w;
-      diag[j + 1] -= w;
-      off[j] = -w;
-    }
+    for (let j = 0; j + 1 < n; j++) off[j] = -0.5 * dist.pdf((levels[j]! + levels[j + 1]!) / 2) * (levels[j + 1]! - levels[j]!);
+    for (let j = 0; j < n; j++) rhs[j] = 2 * (cells.m1[j]! - levels[j]! * cells.m0[j]!); // −gradient
     let moved = false;
-    if (tridiagonalSpdSolve(diag, off, rhs, step)) {
-      for (let t = 1; t >= 1 / 8 && !moved; t /= 2) {
-        for (let j = 0; j < n; j++) trial[j] = levels[j]! + t * step[j]!;
+    for (let attempt = 0; attempt < 40 && !moved; attempt++) {
+      for (let j = 0; j < n; j++) {
+        const curvature = 2 * cells.m0[j]!;
+        diag[j] = curvature * (1 + mu) + (j > 0 ? off[j - 1]! : 0) + (j + 1 < n ? off[j]! : 0);
+      }
+      if (tridiagonalSpdSolve(diag, off, rhs, step)) {
+        for (let j = 0; j < n; j++) trial[j] = levels[j]! + step[j]!;
         const fc = tryLevels();
         if (fc < mse) {
           acceptTrial(fc);
           moved = true;
+          mu = Math.max(mu / 4, 1e-12);
+          break;
         }
       }
+      mu = Math.max(mu * 4, 1e-3);
     }
-    if (!moved) {
-      // Lloyd step: every level to the centroid of its cell (empty cells keep their level).
-      for (let j = 0; j < n; j++) trial[j] = cells.m0[j]! > 0 ? cells.m1[j]! / cells.m0[j]! : levels[j]!;
-      const fc = tryLevels();
-      if (fc < mse) {
-        acceptTrial(fc);
-        moved = true;
-      }
-    }
-    if (!moved || before - mse <= 1e-14 * before) {
+    if (!moved || before - mse <= 1e-15 * before) {
       if (moved) iterations++;
       break;
     }

@@ -40,6 +40,7 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
     if (!signed) for (let i = 0; i < m; i++) if (v[i]! < 0) v[i] = 0;
   };
   const accept = (fNew: number): void => {
+    objective.derive();
     alpha = Float64Array.from(candidate);
     f = fNew;
     g = Float64Array.from(objective.gradient);
@@ -56,7 +57,7 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
       for (let t = 1; t >= 1 / 8 && !moved; t /= 2) {
         for (let i = 0; i < m; i++) candidate[i] = alpha[i]! + t * step[i]!;
         project(candidate);
-        const fc = objective.evaluate(candidate);
+        const fc = objective.evaluate(candidate, false);
         if (fc < f) {
           accept(fc);
           moved = true;
@@ -66,10 +67,10 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
     if (!moved) {
       // Alternating step; a tiny ridge keeps A invertible when some pattern's cell carries no mass.
       const ridged = Float64Array.from(a);
-      for (let i = 0; i < m; i++) ridged[i * m + i] += 1e-15 * (ridged[i * m + i]! + 1e-300);
+      for (let i = 0; i < m; i++) ridged[i * m + i] = ridged[i * m + i]! * (1 + 1e-15) + 1e-300;
       if (choleskySolve(ridged, r, m, candidate)) {
         project(candidate);
-        const fc = objective.evaluate(candidate);
+        const fc = objective.evaluate(candidate, false);
         if (fc < f) {
           accept(fc);
           moved = true;

@@ -116,6 +116,10 @@ function checkSignedness(dist: Distribution, signed: boolean): void {
 
 /** DMBQ tables for every M = 1..maxBits (the continuation computes them all anyway). */
 export function solveLevelsAllBits(dist: Distribution, maxBits: number, opts: SolveOptions = {}): LevelSolution[] {
+  return solveChain(dist, maxBits, opts, true);
+}
+
+function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, boundsForAll: boolean): LevelSolution[] {
   checkBits(maxBits, "solveLevels");
   const signed = opts.signed ?? true;
   checkSignedness(dist, signed);
@@ -137,6 +141,7 @@ export function solveLevelsAllBits(dist: Distribution, maxBits: number, opts: So
     iterations += used;
     const alpha = descendingAbs(result.alpha);
     previous = alpha;
+    if (!boundsForAll && bits < maxBits) continue; // only the seed is needed from lower M
     const levels = levelsFromAlpha(alpha, signed);
     const lm = lloydMax(dist, levels.length, uniform.levels);
     out.push({
@@ -160,6 +165,6 @@ export function solveLevelsAllBits(dist: Distribution, maxBits: number, opts: So
 
 /** The DMBQ table of one bit-width: α ≥ 0 minimizing E[(X − q(X))²] over the 2^M multi-bit levels. */
 export function solveLevels(dist: Distribution, bits: number, opts: SolveOptions = {}): LevelSolution {
-  const all = solveLevelsAllBits(dist, checkBits(bits, "solveLevels"), opts);
+  const all = solveChain(dist, checkBits(bits, "solveLevels"), opts, false);
   return all[all.length - 1]!;
 }

@@ -59,7 +59,44 @@ export function normalPdf(x: number): number {
   return INV_SQRT_2PI * Math.exp(-0.5 * x * x);
 }
 
-/** Standard normal CDF Φ(x), computed from the tail that keeps relative precision. */
-export function normalCdf(x: number): number {
+/** Φ(x) from erfc directly: the reference the fast path below is built from and checked against. */
+export function normalCdfDirect(x: number): number {
   return 0.5 * erfc(-x / Math.SQRT2);
+}
+
+// Fast Φ for the solver's hot loop: an exact Taylor expansion about the nearest node x0 of a 1/32 grid,
+//   Φ(x0 + h) = Φ(x0) + φ(x0) Σ_{k≥1} (−1)^{k−1} He_{k−1}(x0) h^k / k!   (He: probabilists' Hermite),
+// with |h| ≤ 1/64 and |x0 h| ≤ 0.14, so 11 terms are below double rounding. Nodes come from the direct formula.
+const GRID_STEP = 1 / 32;
+const GRID_LIMIT = 8.5;
+const GRID_COUNT = Math.round((2 * GRID_LIMIT) / GRID_STEP) + 1;
+const TAYLOR_TERMS = 11;
+const nodeCdf = new Float64Array(GRID_COUNT);
+const nodePdf = new Float64Array(GRID_COUNT);
+for (let i = 0; i < GRID_COUNT; i++) {
+  const x0 = -GRID_LIMIT + i * GRID_STEP;
+  nodeCdf[i] = normalCdfDirect(x0);
+  nodePdf[i] = normalPdf(x0);
+}
+
+/** Standard normal CDF Φ(x), to double precision in absolute terms. */
+export function normalCdf(x: number): number {
+  if (!(Math.abs(x) < GRID_LIMIT)) return normalCdfDirect(x);
+  const i = Math.round((x + GRID_LIMIT) / GRID_STEP);
+  const x0 = -GRID_LIMIT + i * GRID_STEP;
+  const h = x - x0;
+  let heBefore = 0; // He_{k−2}
+  let he = 1; // He_{k−1}
+  let coefficient = 1;
+  let sign = 1;
+  let sum = 0;
+  for (let k = 1; k <= TAYLOR_TERMS; k++) {
+    coefficient *= h / k;
+    sum += sign * he * coefficient;
+    sign = -sign;
+    const next = x0 * he - (k - 1) * heBefore;
+    heBefore = he;
+    he = next;
+  }
+  return nodeCdf[i]! + nodePdf[i]! * sum;
 }
