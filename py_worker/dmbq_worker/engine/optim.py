@@ -91,6 +91,8 @@ class TrainingOptimizer:
             self.torch_optimizer.step()
             return
         momentum, nesterov = self.opts.momentum, self.opts.nesterov
+        if momentum and not self.torch_optimizer.state:
+            self.ensure_state()
         for group, lr_t in zip(self.torch_optimizer.param_groups, self._lr):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:

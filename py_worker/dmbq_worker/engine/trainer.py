@@ -1,0 +1,332 @@
+"""The training loop: one step = forward, loss, backward, optimizer step, metric accumulation, all on the device.
+
+No host sync per step: metrics add into device tensors, a non-finite loss is remembered on the device (the first
+bad step), and the host reads them only at progress points. On CUDA with static shapes the whole step is
+captured as one CUDA graph after a few eager warm-up steps (augmentation stays outside and writes into the
+graph's static input). The eager path is the same step body, and is what CPU runs use.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dmbq_worker.engine.data import Batch, DataSource
+from dmbq_worker.engine.optim import TrainingOptimizer
+from dmbq_worker.engine.schedule import LrSchedule
+from dmbq_worker.errors import non_finite
+
+GRAPH_WARMUP_STEPS = 3  # eager steps before capture (lazy state, cuDNN autotuning, torch.compile)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    bf16: bool
+    cuda_graph: bool  # capture the step once shapes are known (CUDA and a capturable optimizer only)
+    compile: bool
+
+
+@dataclass
+class ProgressPoint:
+    epoch: int
+    step: int  # within this request
+    steps_total: int
+    loss: float
+    accuracy: float
+    samples_per_s: float
+
+
+@dataclass
+class RunStats:
+    steps: int
+    cancelled: bool
+    loss: float
+    accuracy: float
+    seconds: float
+    lr: float
+
+
+@dataclass
+class EvalStats:
+    loss: float
+    top1: float
+    top5: float
+    samples: int
+    seconds: float
+
+
+class Trainer:
+    """Owns the loop state (epoch, step in epoch, global step) and the device-side metric accumulators."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: DataSource,
+        optimizer: TrainingOptimizer,
+        schedule: LrSchedule,
+        opts: LoopOptions,
+        device: torch.device,
+    ) -> None:
+        if data.train_size < opts.batch_size:
+            from dmbq_worker.errors import invalid
+
+            raise invalid(
+                "dataset.batch_size",
+                f"{opts.batch_size} exceeds the {data.train_size} training samples (batches are drop-last)",
+            )
+        self.model = model
+        self.data = data
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.opts = opts
+        self.device = device
+        self.steps_per_epoch = data.train_size // opts.batch_size
+        self.epoch = 0  # epochs completed
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self._batches: Iterator[Batch] | None = None
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(model) if opts.compile else model  # type: ignore[assignment]
+        )
+        # device-side accumulators (reset per request, updated inside the step)
+        self._loss_sum = torch.zeros((), device=device)
+        self._correct = torch.zeros((), device=device)
+        self._first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self._bad_loss = torch.zeros((), device=device)
+        self._step_counter = torch.zeros((), dtype=torch.int64, device=device)
+        self._use_graph = opts.cuda_graph and device.type == "cuda" and optimizer.capturable
+        self.graph_note = "" if self._use_graph else "eager"
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_warm = 0
+        self._static_x: torch.Tensor | None = None
+        self._static_y: torch.Tensor | None = None
+        self.optimizer.set_lr(self.current_lr)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def current_lr(self) -> float:
+        return self.schedule.lr_at(self.epoch)
+
+    def invalidate_graph(self) -> None:
+        """Drop the captured step (after a scheme change, a load, a switch of collection mode)."""
+        self._graph = None
+        self._graph_warm = 0
+        self._static_x = self._static_y = None
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The sample order of `epoch`: a function of (seed, epoch) alone, so a resumed run sees the same order."""
+        gen = torch.Generator().manual_seed(self.opts.seed * 1_000_003 + epoch)
+        return torch.randperm(self.data.train_size, generator=gen)
+
+    def state_dict(self) -> dict[str, object]:
+        state: dict[str, object] = {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        aug = self.data.aug_state()
+        if aug is not None:
+            state["aug_rng"] = aug.cpu()
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.epoch = int(state["epoch"])  # type: ignore[arg-type]
+        self.step_in_epoch = int(state["step_in_epoch"])  # type: ignore[arg-type]
+        self.global_step = int(state["global_step"])  # type: ignore[arg-type]
+        torch.set_rng_state(state["torch_rng"])  # type: ignore[arg-type]
+        if "aug_rng" in state and self.data.aug_state() is not None:
+            aug = state["aug_rng"]
+            assert isinstance(aug, torch.Tensor)
+            self.data.set_aug_state(aug)
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)  # type: ignore[arg-type]
+        self._batches = None
+        self._step_counter.fill_(self.global_step)
+        self.optimizer.set_lr(self.current_lr)
+        self.invalidate_graph()
+
+    def reset_training_state(self) -> None:
+        """A fresh run from the current weights (LoadCheckpoint with weights_only)."""
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self._batches = None
+        self._step_counter.zero_()
+        self.optimizer.torch_optimizer.state.clear()
+        self.optimizer.set_lr(self.current_lr)
+        self.invalidate_graph()
+
+    # ------------------------------------------------------------ the step
+
+    def _step_body(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16, cache_enabled=False):
+            out = self._forward(x)
+        loss = F.cross_entropy(out.float(), y)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            loss_d = loss.detach()
+            self._loss_sum.add_(loss_d)
+            self._correct.add_((out.detach().argmax(1) == y).sum())
+            first = (~torch.isfinite(loss_d)) & (self._first_bad < 0)
+            self._first_bad.copy_(torch.where(first, self._step_counter, self._first_bad))
+            self._bad_loss.copy_(torch.where(first, loss_d, self._bad_loss))
+            self._step_counter.add_(1)
+
+    def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        self._step_body(x, y)
+
+    def _graph_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self._graph is None and self._graph_warm < GRAPH_WARMUP_STEPS:
+            # warm-up on a side stream, as torch.cuda.graphs asks before capture
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._eager_step(x, y)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._graph_warm += 1
+            return
+        if self._graph is None:
+            self._capture(x, y)
+            if self._graph is None:  # capture failed: stay eager
+                self._eager_step(x, y)
+                return
+        assert self._static_x is not None and self._static_y is not None and self._graph is not None
+        self._static_x.copy_(x)
+        self._static_y.copy_(y)
+        self._graph.replay()
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.ensure_state()
+        self._static_x = x.clone()
+        self._static_y = y.clone()
+        self.optimizer.zero_grad()  # grads allocated inside the graph are overwritten, not accumulated, per replay
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._step_body(self._static_x, self._static_y)
+        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still trains, eagerly
+            self._use_graph = False
+            self.graph_note = f"eager (capture failed: {type(exc).__name__}: {exc})"
+            self._static_x = self._static_y = None
+            torch.cuda.synchronize(self.device)
+            return
+        self._graph = graph
+        self.graph_note = "cuda graph"
+
+    # ------------------------------------------------------------ requests
+
+    def _next_batch(self) -> Batch:
+        if self._batches is None:
+            self._batches = self.data.train_batches(
+                self.epoch_order(self.epoch), self.step_in_epoch, self.opts.batch_size
+            )
+        return next(self._batches)
+
+    def _read_metrics(self) -> tuple[float, float, int, float]:
+        vals = torch.stack(
+            [self._loss_sum.float(), self._correct.float(), self._first_bad.float(), self._bad_loss.float()]
+        ).tolist()
+        return vals[0], vals[1], int(vals[2]), vals[3]
+
+    def _raise_if_non_finite(self, first_bad: int, bad_loss: float) -> None:
+        if first_bad >= 0:
+            raise non_finite(first_bad // self.steps_per_epoch, first_bad, bad_loss)
+
+    def run(
+        self,
+        steps: int,
+        *,
+        progress_every: int,
+        on_progress: Callable[[ProgressPoint], None],
+        cancelled: Callable[[], bool],
+        cancel_check_every: int = 4,
+    ) -> RunStats:
+        """Train `steps` steps (0: to the end of the current epoch), crossing epoch boundaries as needed."""
+        if steps == 0:
+            steps = self.steps_per_epoch - self.step_in_epoch
+        self.model.train()
+        self._loss_sum.zero_()
+        self._correct.zero_()
+        self._first_bad.fill_(-1)
+        batch = self.opts.batch_size
+        done = 0
+        was_cancelled = False
+        lr = self.current_lr
+        start = time.perf_counter()
+        while done < steps:
+            if done % cancel_check_every == 0 and cancelled():
+                was_cancelled = True
+                break
+            x, y = self._next_batch()
+            lr = self.current_lr
+            if self._use_graph:  # re-read each step: a failed capture turns it off
+                self._graph_step(x, y)
+            else:
+                self._eager_step(x, y)
+            done += 1
+            self.global_step += 1
+            self.step_in_epoch += 1
+            if self.step_in_epoch == self.steps_per_epoch:
+                self.epoch += 1
+                self.step_in_epoch = 0
+                self._batches = None
+                self.optimizer.set_lr(self.current_lr)
+            if done % progress_every == 0 and done < steps:
+                loss_sum, correct, first_bad, bad_loss = self._read_metrics()
+                self._raise_if_non_finite(first_bad, bad_loss)
+                elapsed = time.perf_counter() - start
+                on_progress(
+                    ProgressPoint(
+                        epoch=self.epoch, step=done, steps_total=steps, loss=loss_sum / done,
+                        accuracy=correct / (done * batch), samples_per_s=done * batch / max(elapsed, 1e-9),
+                    )
+                )
+        loss_sum, correct, first_bad, bad_loss = self._read_metrics()  # also the end-of-run sync
+        seconds = time.perf_counter() - start
+        self._raise_if_non_finite(first_bad, bad_loss)
+        return RunStats(
+            steps=done, cancelled=was_cancelled, loss=loss_sum / max(done, 1),
+            accuracy=correct / max(done * batch, 1), seconds=seconds, lr=lr,
+        )
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test", max_batches: int = 0) -> EvalStats:
+        self.model.eval()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        top1 = torch.zeros((), device=self.device, dtype=torch.int64)
+        top5 = torch.zeros((), device=self.device, dtype=torch.int64)
+        samples = 0
+        try:
+            for i, (x, y) in enumerate(self.data.eval_batches(split, self.opts.eval_batch_size)):
+                if max_batches and i >= max_batches:
+                    break
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16):
+                    out = self.model(x)
+                out = out.float()
+                loss_sum += F.cross_entropy(out, y, reduction="sum").double()
+                k = min(5, out.shape[1])
+                topk = out.topk(k, dim=1).indices
+                top1 += (topk[:, 0] == y).sum()
+                top5 += (topk == y.unsqueeze(1)).any(dim=1).sum()
+                samples += int(y.shape[0])
+        finally:
+            self.model.train()
+        vals = torch.stack([loss_sum, top1.double(), top5.double()]).tolist()
+        n = max(samples, 1)
+        return EvalStats(
+            loss=vals[0] / n, top1=vals[1] / n, top5=vals[2] / n, samples=samples,
+            seconds=time.perf_counter() - start,
+        )

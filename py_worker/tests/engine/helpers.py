@@ -1,0 +1,70 @@
+"""Shared builders for the engine tests: requests, the W2/A2 digits scheme, a recording RequestContext."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dmbq_worker.proto import dmbq_pb2 as pb
+
+LAPLACE_2BIT_ALPHA = [1.594, 1.0]  # the 2-bit Laplace table of the brief (levels in units of mean|w|)
+
+
+@dataclass
+class RecordingContext:
+    """A RequestContext that records progress and cancels after `cancel_after` cancelled() calls (None: never)."""
+
+    request_id: int = 7
+    cancel_after: int | None = None
+    progress_events: list[pb.Progress] = field(default_factory=list)
+    polls: int = 0
+
+    def progress(self, event: pb.Progress) -> None:
+        self.progress_events.append(event)
+
+    def cancelled(self) -> bool:
+        self.polls += 1
+        return self.cancel_after is not None and self.polls > self.cancel_after
+
+
+def f32(values: list[float]) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def u8(value: int, n: int) -> bytes:
+    return bytes([value]) * n
+
+
+def w2a2_scheme(layers: list[pb.LayerInfo]) -> pb.QuantScheme:
+    """2-bit Laplace weights / 2-bit uniform activations in the body, 8 bits for the first and last layers
+    (the first layer's input, the image, stays FP)."""
+    scheme = pb.QuantScheme()
+    for info in layers:
+        edge = info.role in (pb.LAYER_ROLE_FIRST, pb.LAYER_ROLE_LAST)
+        bits = 8 if edge else 2
+        scheme.layers.append(pb.LayerScheme(
+            name=info.name,
+            weight_bits_u8=u8(bits, info.out_channels),
+            act_bits_u8=b"" if info.role == pb.LAYER_ROLE_FIRST else u8(bits, info.in_channels),
+            act_mode=pb.ACT_MODE_UNIFORM,
+        ))
+    scheme.weight_tables.append(pb.LevelTable(bits=2, alpha_f32=f32(LAPLACE_2BIT_ALPHA)))
+    # 8-bit signed table: binary-weighted alphas give 256 evenly spaced levels (uniform 8-bit)
+    scheme.weight_tables.append(pb.LevelTable(bits=8, alpha_f32=f32([2.0 ** (-i) * 1.6 for i in range(8)])))
+    return scheme
+
+
+def configure_request(
+    dataset: str = "digits", *, model: str = "", epochs: int = 1, train_limit: int = 0, test_limit: int = 0,
+    batch_size: int = 0, lr: float = 0.0, seed: int = 0, augment: bool = False, path: str = "",
+) -> pb.Configure:
+    return pb.Configure(
+        model=pb.ModelSpec(name=model),
+        dataset=pb.DatasetSpec(name=dataset, path=path, batch_size=batch_size, augment=augment,
+                               train_limit=train_limit, test_limit=test_limit),
+        optimizer=pb.OptimizerSpec(lr=lr),
+        schedule=pb.ScheduleSpec(epochs=epochs),
+        seed=seed,
+        device="cpu",
+    )
