@@ -36,7 +36,17 @@ export function levelsFromAlpha(alpha: ArrayLike<number>, signed = true): number
   }
   const values = new Float64Array(1 << alpha.length);
   patternValues(alpha, signed, values);
-  return Array.from(values.sort());
+  values.sort();
+  // Signed level sets are exactly symmetric; remove the rounding that summation order leaves.
+  if (signed) {
+    const n = values.length;
+    for (let k = 0; k < n / 2; k++) {
+      const v = (values[n - 1 - k]! - values[k]!) / 2;
+      values[k] = -v;
+      values[n - 1 - k] = v;
+    }
+  }
+  return Array.from(values);
 }
 
 /** Midpoints of adjacent sorted levels: the nearest-level decision thresholds. */
