@@ -39,8 +39,10 @@ export function linearScale(d0: number, d1: number, r0: number, r1: number): (v:
 export function niceTicks(lo: number, hi: number, target = 5): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new Error(`niceTicks: bounds must be finite, got ${lo}, ${hi}`);
   if (hi < lo) [lo, hi] = [hi, lo];
-  if (hi === lo) {
-    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
+  // A span at the edge of float precision would ask for billions of ticks: widen it like an empty one.
+  const magnitudeOfBounds = Math.max(Math.abs(lo), Math.abs(hi));
+  if (hi - lo <= Math.max(magnitudeOfBounds * 1e-9, 1e-12)) {
+    const pad = magnitudeOfBounds < 1e-12 ? 1 : magnitudeOfBounds * 0.1;
     lo -= pad;
     hi += pad;
   }
@@ -51,7 +53,11 @@ export function niceTicks(lo: number, hi: number, target = 5): number[] {
   const last = Math.ceil(hi / step);
   const ticks: number[] = [];
   // Multiply integers by the step (not accumulate) so ticks do not drift: 0.30000000000000004 is not a label.
-  for (let i = first; i <= last; i++) ticks.push(Number((i * step).toPrecision(12)));
+  const tick = (i: number) => Number((i * step).toPrecision(12));
+  for (let i = first; i <= last; i++) ticks.push(tick(i));
+  // Rounding to 12 digits can move an end tick just inside the data: add one more step there.
+  if (ticks[0]! > lo) ticks.unshift(tick(first - 1));
+  if (ticks[ticks.length - 1]! < hi) ticks.push(tick(last + 1));
   return ticks;
 }
 
