@@ -50,7 +50,7 @@ function parseJson(text: string, file: string, line?: number): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new RunFileError(file, line, `is not valid JSON (${(err as Error).message})`);
+    throw new RunFileError(file, line, `not valid JSON (${(err as Error).message})`);
   }
 }
 
@@ -81,7 +81,7 @@ async function readJsonLines<T>(path: string, spec: Spec, warnings: string[], to
         warnings.push(`${path} line ${i + 1} is incomplete (the run was writing it) and was ignored`);
         continue;
       }
-      throw new RunFileError(path, i + 1, `is not valid JSON (${(err as Error).message})`);
+      throw new RunFileError(path, i + 1, `not valid JSON (${(err as Error).message})`);
     }
     records.push(validateRecord<T>(parsed, spec, path, i + 1));
   }
@@ -138,11 +138,11 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   const runDir = resolve(dir);
   const info = await stat(runDir).catch(() => undefined);
   if (!info) throw new RunFileError(dir, undefined, "no such run folder");
-  if (!info.isDirectory()) throw new RunFileError(dir, undefined, "is not a folder (expected a run folder holding config.json, metrics.jsonl, …)");
+  if (!info.isDirectory()) throw new RunFileError(dir, undefined, "not a folder (expected a run folder holding config.json, metrics.jsonl, …)");
 
   const configPath = join(runDir, "config.json");
   const configText = await readOptional(configPath);
-  if (configText === undefined) throw new RunFileError(configPath, undefined, "is missing: is this a run folder? (config.json is written when a run starts)");
+  if (configText === undefined) throw new RunFileError(configPath, undefined, "not found; is this a run folder? (config.json is written when a run starts)");
   const config = parseJson(configText, configPath);
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new RunFileError(configPath, undefined, "must hold a JSON object (the resolved experiment config)");
