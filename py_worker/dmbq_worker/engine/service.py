@@ -306,12 +306,17 @@ class TrainingService:
         if session.collector is None or session.collector_key != key:
             if session.collector is not None:
                 session.collector.disable()
-            session.collector = SensitivityCollector(
+                session.collector = session.collector_key = None
+            session.trainer.invalidate_graph()
+            collector = SensitivityCollector(
                 session.refs, lookahead=bool(req.lookahead), histogram_bins=int(req.histogram_bins)
             )
-            session.collector_key = key
-            session.collector.enable()
-            session.trainer.invalidate_graph()
+            try:
+                collector.enable()  # validates the look-ahead tables
+            except Exception:
+                collector.disable()
+                raise
+            session.collector, session.collector_key = collector, key
         session.collector.reset()
         return session.collector
 

@@ -51,7 +51,9 @@ def w2a2_scheme(layers: list[pb.LayerInfo]) -> pb.QuantScheme:
         ))
     scheme.weight_tables.append(pb.LevelTable(bits=2, alpha_f32=f32(LAPLACE_2BIT_ALPHA)))
     # 8-bit signed table: binary-weighted alphas give 256 evenly spaced levels (uniform 8-bit)
-    scheme.weight_tables.append(pb.LevelTable(bits=8, alpha_f32=f32([2.0 ** (-i) * 1.6 for i in range(8)])))
+    for bits in (1, 7, 8):  # 8 for the edges; 1 and 7: the tables one bit lower, for look-ahead
+        alpha = [1.0] if bits == 1 else [2.0 ** (-i) * 1.6 for i in range(bits)]
+        scheme.weight_tables.append(pb.LevelTable(bits=bits, alpha_f32=f32(alpha)))
     return scheme
 
 

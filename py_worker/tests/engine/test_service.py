@@ -1,0 +1,141 @@
+"""TrainingService over the contract on CPU: validation names fields, cancel/continue, NaN, progress, stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dmbq_worker.engine.service import TrainingService
+from dmbq_worker.errors import WorkerError
+from dmbq_worker.proto import dmbq_pb2 as pb
+from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+
+
+def small_digits(**kw: object) -> pb.Configure:
+    # 256 training samples in batches of 32: 8 steps an epoch
+    base: dict[str, object] = dict(train_limit=256, test_limit=64, batch_size=32, epochs=2)
+    base.update(kw)
+    return configure_request("digits", **base)  # type: ignore[arg-type]
+
+
+def field_of(fn: object, *args: object) -> str:
+    with pytest.raises(WorkerError) as err:
+        fn(*args)  # type: ignore[operator]
+    assert err.value.code == pb.ERROR_CODE_INVALID_ARGUMENT, err.value.message
+    assert err.value.message.startswith(err.value.field)
+    return err.value.field
+
+
+def test_configure_validation_names_the_field() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    cases: list[tuple[pb.Configure, str]] = []
+    req = small_digits(); req.model.name = "alexnet"; cases.append((req, "model.name"))
+    req = small_digits(); req.dataset.name = "mnist"; cases.append((req, "dataset.name"))
+    req = small_digits(); req.dataset.name = ""; cases.append((req, "dataset.name"))
+    req = small_digits(epochs=0); cases.append((req, "schedule.epochs"))
+    req = small_digits(); req.schedule.kind = "linear"; cases.append((req, "schedule.kind"))
+    req = small_digits(); req.optimizer.name = "lion"; cases.append((req, "optimizer.name"))
+    req = small_digits(); req.optimizer.lr = -1; cases.append((req, "optimizer.lr"))
+    req = small_digits(); req.precision = "fp8"; cases.append((req, "precision"))
+    req = small_digits(); req.device = "tpu"; cases.append((req, "device"))
+    req = small_digits(); req.quant.scale_ema_decay = 1.5; cases.append((req, "quant.scale_ema_decay"))
+    req = small_digits(batch_size=1000); cases.append((req, "dataset.batch_size"))
+    req = small_digits(); req.model.factory = "nocolon"; cases.append((req, "model.factory"))
+    for req, field in cases:
+        assert field_of(svc.configure, req, ctx) == field
+
+
+def test_requests_before_configure_are_not_configured() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    with pytest.raises(WorkerError) as err:
+        svc.run(pb.Run(), ctx)
+    assert err.value.code == pb.ERROR_CODE_NOT_CONFIGURED
+
+
+def test_capabilities_are_cheap_and_list_models_and_datasets() -> None:
+    caps = TrainingService().capabilities()
+    assert caps["device_kind"] in ("cpu", "cuda")
+    assert "resnet20" in caps["models"] and "digits" in caps["datasets"]
+
+
+def test_configured_describes_the_converted_layers() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    cfg = svc.configure(small_digits(), ctx)
+    assert [l.name for l in cfg.layers] == ["features.0", "features.3", "features.7", "classifier"]
+    assert [l.role for l in cfg.layers] == [pb.LAYER_ROLE_FIRST, pb.LAYER_ROLE_BODY, pb.LAYER_ROLE_BODY,
+                                            pb.LAYER_ROLE_LAST]
+    assert [l.act_elems_per_in_channel for l in cfg.layers] == [64, 64, 16, 1]  # 8x8, 8x8, 4x4, linear
+    assert cfg.layers[1].params_per_out_channel == 32 * 9 and list(cfg.layers[1].kernel) == [3, 3]
+    assert (cfg.train_size, cfg.test_size, cfg.steps_per_epoch, cfg.num_classes) == (256, 64, 8, 10)
+    assert cfg.fp_param_bytes >= 4 * cfg.total_params and cfg.device == "cpu"
+
+
+def test_unknown_scheme_layer_names_the_field() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    cfg = svc.configure(small_digits(), ctx)
+    scheme = w2a2_scheme(list(cfg.layers))
+    scheme.layers[1].name = "nope"
+    assert field_of(svc.update_scheme, pb.UpdateScheme(scheme=scheme), ctx) == "scheme.layers[1].name"
+
+
+def test_cancel_mid_epoch_then_continue_finishes_the_epoch() -> None:
+    svc = TrainingService()
+    svc.configure(small_digits(), RecordingContext())
+    cancelling = RecordingContext(request_id=3, cancel_after=1)  # cancelled() is polled every 4 steps
+    out = svc.run(pb.Run(), cancelling)
+    assert isinstance(out, pb.Cancelled) and out.target == 3 and out.steps_done == 4
+    rest = svc.run(pb.Run(), RecordingContext())
+    assert isinstance(rest, pb.EpochResult)
+    assert (rest.steps, rest.epoch, rest.global_step) == (4, 1, 8)
+    full = svc.run(pb.Run(), RecordingContext())
+    assert isinstance(full, pb.EpochResult) and (full.steps, full.epoch, full.global_step) == (8, 2, 16)
+
+
+def test_progress_events_come_every_n_steps() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    svc.configure(small_digits(), RecordingContext())
+    out = svc.run(pb.Run(steps=10, progress_every=3), ctx)
+    assert isinstance(out, pb.EpochResult) and out.steps == 10 and out.epoch == 1
+    assert [p.step for p in ctx.progress_events] == [3, 6, 9]
+    assert all(p.steps_total == 10 and np.isfinite(p.loss) and p.samples_per_s > 0 for p in ctx.progress_events)
+
+
+def test_absurd_lr_raises_non_finite_with_epoch_and_step() -> None:
+    svc = TrainingService()
+    svc.configure(small_digits(lr=1e6), RecordingContext())
+    with pytest.raises(WorkerError) as err:
+        for _ in range(3):
+            svc.run(pb.Run(), RecordingContext())
+    e = err.value
+    assert e.code == pb.ERROR_CODE_NON_FINITE
+    assert 0 <= e.step < 24 and e.epoch == e.step // 8
+    assert f"step {e.step}" in e.message
+
+
+def test_sensitivities_and_scales_come_back_per_quantized_layer() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    cfg = svc.configure(small_digits(), ctx)
+    svc.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+    out = svc.run(pb.Run(steps=4, sensitivity=True, lookahead=True, histogram_bins=16, evaluate=True), ctx)
+    assert isinstance(out, pb.EpochResult) and out.evaluated and 0 <= out.test_accuracy <= 1
+    by_name = {s.name: s for s in out.layers}
+    body = cfg.layers[1]
+    stats = by_name[body.name]
+    sens = np.frombuffer(stats.weight_sensitivity_f32, dtype="<f4")
+    assert sens.shape == (body.out_channels,) and (sens > 0).any()
+    assert np.frombuffer(stats.act_sensitivity_lower_f32, dtype="<f4").shape == (body.in_channels,)
+    assert np.frombuffer(stats.weight_hist.counts_f32, dtype="<f4").shape == (16,)
+    # without collection: still the clips and scales of the quantized layers
+    plain = svc.run(pb.Run(steps=2), ctx)
+    assert isinstance(plain, pb.EpochResult)
+    assert {s.name for s in plain.layers} == {l.name for l in cfg.layers}
+    assert all(len(s.weight_scale_f32) == 4 * l.out_channels and len(s.act_clip_f32) == 4
+               for s, l in zip(plain.layers, cfg.layers))
+
+
+def test_evaluate_split_is_validated() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    svc.configure(small_digits(), ctx)
+    res = svc.evaluate(pb.Evaluate(split="test", max_batches=1), ctx)
+    assert res.samples == 64 and 0 <= res.top1 <= res.top5 <= 1
+    assert field_of(svc.evaluate, pb.Evaluate(split="val"), ctx) == "split"
