@@ -9,6 +9,7 @@ from __future__ import annotations
 from dmbq_worker.quant.act_quantizer import ActQuantizer
 from dmbq_worker.quant.convert import LayerRoleName, QuantLayerRef, convert_model
 from dmbq_worker.quant.layers import QuantConv2d, QuantLinear
+from dmbq_worker.quant.options import apply_quant_options, clip_parameters
 from dmbq_worker.quant.scheme import (
     LayerQuantConfig,
     SchemeConfig,
@@ -30,7 +31,9 @@ __all__ = [
     "SchemeConfig",
     "SensitivityCollector",
     "WeightQuantizer",
+    "apply_quant_options",
     "apply_scheme",
+    "clip_parameters",
     "convert_model",
     "scheme_from_proto",
     "scheme_to_proto",

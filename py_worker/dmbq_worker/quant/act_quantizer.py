@@ -14,6 +14,11 @@ DEFAULT_ACT_CLIP = 6.0
 ACT_HIST_HI = 1.5
 
 
+def _sync_after_load(module: nn.Module, _incompatible_keys: object) -> None:
+    # A module-level function (not a lambda) keeps the module picklable.
+    module.sync_mode_from_buffers()  # type: ignore[operator]
+
+
 class ActQuantizer(nn.Module):
     """Quantizes a layer's input per input channel.
 
@@ -50,6 +55,9 @@ class ActQuantizer(nn.Module):
         self.register_buffer("lower_n_steps", torch.zeros(c))
         self.register_buffer("lower_levels", torch.zeros(c, MAX_LEVELS))
         self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        # The Python-side mode below mirrored in buffers, so that checkpoints carry it.
+        self.register_buffer("table_mode", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("lower_ok", torch.ones((), dtype=torch.bool))
         self.mode: ActModeName = "uniform"
         self.all_full_precision = True
         self.lower_available = True
@@ -57,6 +65,7 @@ class ActQuantizer(nn.Module):
         self.probe: Tensor | None = None
         self.probe_lower: Tensor | None = None
         self.hist: Tensor | None = None
+        self.register_load_state_dict_post_hook(_sync_after_load)
 
     def init_clip_from_next_batch(self) -> None:
         """The next training-mode forward sets the clip from its batch (QuantOptions.act_clip_init == 0)."""
@@ -95,13 +104,17 @@ class ActQuantizer(nn.Module):
         self.thresholds.copy_(torch.from_numpy(thresholds).to(dev))
         self.lower_levels.copy_(torch.from_numpy(lower_levels).to(dev))
         self.lower_thresholds.copy_(torch.from_numpy(lower_thresholds).to(dev))
+        self.table_mode.fill_(mode == "table")
+        self.lower_ok.fill_(lower_available)
         self.mode = mode
         self.all_full_precision = bool((~quantized).all())
         self.lower_available = lower_available
 
     def sync_mode_from_buffers(self) -> None:
-        """Recompute the Python-side mode from the buffers (after load_state_dict). Host sync: call between steps."""
+        """Recompute the Python-side mode from the buffers (run after load_state_dict; a host sync)."""
         self.all_full_precision = bool((self.bits == FP_BITS).all().item())
+        self.mode = "table" if bool(self.table_mode.item()) else "uniform"
+        self.lower_available = bool(self.lower_ok.item())
 
     def channel_dim(self, x: Tensor) -> int:
         return x.dim() + self.channel_dim_from_end

@@ -12,6 +12,11 @@ from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
 DEFAULT_SCALE_EMA_DECAY = 0.99
 
 
+def _sync_after_load(module: nn.Module, _incompatible_keys: object) -> None:
+    # A module-level function (not a lambda) keeps the module picklable.
+    module.sync_mode_from_buffers()  # type: ignore[operator]
+
+
 class WeightQuantizer(nn.Module):
     """Holds the scheme of one layer's weights; the layer calls it on its weight every forward.
 
@@ -46,6 +51,7 @@ class WeightQuantizer(nn.Module):
         self.register_buffer("fp_mask", torch.ones(c, dtype=torch.bool))
         self.register_buffer("lower_levels", torch.zeros(c, MAX_LEVELS))
         self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        self.register_buffer("lower_ok", torch.ones((), dtype=torch.bool))
         # Python-side mode, switched between steps only (a change recompiles once under torch.compile).
         self.all_full_precision = True
         self.lower_available = True
@@ -54,6 +60,7 @@ class WeightQuantizer(nn.Module):
         self.probe_lower: Tensor | None = None
         self.hist: Tensor | None = None
         self.hist_range: Tensor | None = None  # [2]: lo, hi of w / s_c
+        self.register_load_state_dict_post_hook(_sync_after_load)
 
     @torch.no_grad()
     def reset_scale_(self, weight: Tensor) -> None:
@@ -81,12 +88,14 @@ class WeightQuantizer(nn.Module):
         self.clip_units.copy_(torch.from_numpy(clip_units).to(dev))
         self.lower_levels.copy_(torch.from_numpy(lower_levels).to(dev))
         self.lower_thresholds.copy_(torch.from_numpy(lower_thresholds).to(dev))
+        self.lower_ok.fill_(lower_available)
         self.all_full_precision = bool((bits == FP_BITS).all())
         self.lower_available = lower_available
 
     def sync_mode_from_buffers(self) -> None:
-        """Recompute the Python-side mode from the buffers (after load_state_dict). Host sync: call between steps."""
+        """Recompute the Python-side mode from the buffers (run after load_state_dict; a host sync)."""
         self.all_full_precision = bool((self.bits == FP_BITS).all().item())
+        self.lower_available = bool(self.lower_ok.item())
 
     def forward(self, weight: Tensor) -> Tensor:
         if self.training:

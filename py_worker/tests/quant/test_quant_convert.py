@@ -93,3 +93,43 @@ def test_converted_model_trains_quantized_and_keeps_training_mode() -> None:
 def test_bare_layer_cannot_be_converted_in_place() -> None:
     with pytest.raises(ValueError, match="wrap it"):
         convert_model(nn.Linear(2, 2))
+
+
+def test_state_dict_round_trip_restores_the_scheme_and_modes() -> None:
+    torch.manual_seed(22)
+    make = lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 5))  # noqa: E731
+    src = make()
+    src_layers = convert_model(src)
+    scheme = SchemeConfig(
+        layers={"3": LayerQuantConfig(np.full(5, 2, np.uint8), np.full(16, 2, np.uint8), "table")},
+        weight_tables={2: np.array([1.1, 0.45], np.float32)},
+        act_tables={2: np.array([0.6, 0.4], np.float32)},
+    )
+    apply_scheme(src_layers, scheme)
+    dst = make()
+    dst_layers = convert_model(dst)
+    dst.load_state_dict(src.state_dict())
+    aq = dst_layers[1].module.act_quant
+    assert aq.mode == "table" and not aq.all_full_precision and not aq.lower_available
+    assert not dst_layers[1].module.weight_quant.all_full_precision
+    x = torch.randn(3, 3, 4, 4)
+    src.eval()
+    dst.eval()
+    torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
+
+
+def test_quant_options_set_decay_and_clip() -> None:
+    from dmbq_worker.errors import WorkerError
+    from dmbq_worker.proto import dmbq_pb2 as pb
+    from dmbq_worker.quant import apply_quant_options, clip_parameters
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    layers = convert_model(model)
+    apply_quant_options(layers, pb.QuantOptions(scale_ema_decay=0.9, act_clip_init=2.5))
+    assert layers[0].module.weight_quant.ema_decay == pytest.approx(0.9)
+    assert float(clip_parameters(layers)[0].detach()) == 2.5
+    apply_quant_options(layers, pb.QuantOptions())
+    assert layers[0].module.weight_quant.ema_decay == 0.99 and layers[0].module.act_quant.init_clip_pending
+    with pytest.raises(WorkerError) as exc:
+        apply_quant_options(layers, pb.QuantOptions(scale_ema_decay=1.5))
+    assert exc.value.field == "quant.scale_ema_decay"
