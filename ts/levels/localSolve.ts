@@ -13,7 +13,8 @@ export interface LocalResult {
   gradientNorm: number;
 }
 
-const RELATIVE_TOLERANCE = 1e-13;
+const STEP_TOLERANCE = 1e-11;
+const STAGNATION_TOLERANCE = 1e-16;
 
 function norm(v: ArrayLike<number>): number {
   let s = 0;
@@ -33,6 +34,7 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
   const candidate = new Float64Array(m);
   const step = new Float64Array(m);
   const negGrad = new Float64Array(m);
+  const previous = new Float64Array(m);
   let iterations = 0;
 
   // Unsigned levels are not invariant to the sign of α_i, so keep α ≥ 0 there; signed ones are (flip b_i).
@@ -51,16 +53,31 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
 
   for (; iterations < maxIterations; iterations++) {
     const fBefore = f;
+    previous.set(alpha);
     let moved = false;
     for (let i = 0; i < m; i++) negGrad[i] = -g[i]!;
     if (choleskySolve(h, negGrad, m, step)) {
-      for (let t = 1; t >= 1 / 8 && !moved; t /= 2) {
-        for (let i = 0; i < m; i++) candidate[i] = alpha[i]! + t * step[i]!;
+      // Predicted decrease ½gᵀH⁻¹g. Once it is below the rounding noise of f (the cell sums cancel to ~1e−11
+      // relative at M = 8), f cannot judge a step; there a full Newton step is taken if it shrinks the gradient.
+      let predicted = 0;
+      for (let i = 0; i < m; i++) predicted += 0.5 * negGrad[i]! * step[i]!;
+      if (predicted <= 1e-9 * f) {
+        for (let i = 0; i < m; i++) candidate[i] = alpha[i]! + step[i]!;
         project(candidate);
-        const fc = objective.evaluate(candidate, false);
-        if (fc < f) {
+        const fc = objective.evaluate(candidate, true);
+        if (norm(objective.gradient) < norm(g) && fc <= f * (1 + 1e-9)) {
           accept(fc);
           moved = true;
+        }
+      } else {
+        for (let t = 1; t >= 1 / 8 && !moved; t /= 2) {
+          for (let i = 0; i < m; i++) candidate[i] = alpha[i]! + t * step[i]!;
+          project(candidate);
+          const fc = objective.evaluate(candidate, false);
+          if (fc < f) {
+            accept(fc);
+            moved = true;
+          }
         }
       }
     }
@@ -77,8 +94,17 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
         }
       }
     }
-    if (!moved || fBefore - f <= RELATIVE_TOLERANCE * fBefore) {
-      if (moved) iterations++;
+    if (!moved) break;
+    // Converged when the step is at rounding level (Newton halves the digits left each time), or the error is
+    // stagnant (a slow alternating phase that cannot make progress worth its cost).
+    let stepMax = 0;
+    let alphaMax = 0;
+    for (let i = 0; i < m; i++) {
+      stepMax = Math.max(stepMax, Math.abs(alpha[i]! - previous[i]!));
+      alphaMax = Math.max(alphaMax, Math.abs(alpha[i]!));
+    }
+    if (stepMax <= STEP_TOLERANCE * alphaMax || fBefore - f <= STAGNATION_TOLERANCE * fBefore) {
+      iterations++;
       break;
     }
   }
