@@ -1,11 +1,12 @@
-// One colour per bit-width: a sequential light-to-dark ramp for 1..8 bits (more bits = darker), and colours far
-// from that ramp for the two special values, 0 = pruned and 32 = full precision.
+// One colour per bit-width: viridis from yellow (1 bit) to dark purple (8 bits), so more bits = darker and
+// neighbouring bit-widths stay distinguishable; the two special values get colours off that ramp: 0 = pruned (red)
+// and 32 = full precision (orange).
 
-const RAMP_1_TO_8: readonly string[] = ["#ffffcc", "#e3f4b0", "#c2e6b5", "#86cdbb", "#47b5c4", "#1f8fbf", "#2261a8", "#0c2c84"];
+const RAMP_1_TO_8: readonly string[] = ["#fde725", "#a0da39", "#4ac16d", "#1fa187", "#277f8e", "#365c8d", "#46327e", "#440154"];
 
-export const PRUNED_COLOR = "#e31a1c";
-export const FULL_PRECISION_COLOR = "#8e44ad";
-export const OTHER_BITS_COLOR = "#7f7f7f";
+export const PRUNED_COLOR = "#d62728";
+export const FULL_PRECISION_COLOR = "#ff7f0e";
+export const OTHER_BITS_COLOR = "#e377c2";
 
 export function bitColor(bits: number): string {
   if (bits === 0) return PRUNED_COLOR;

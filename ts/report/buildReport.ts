@@ -4,6 +4,7 @@
 
 import type { EpochRecord } from "../experiment/records.js";
 import { allocationTimeline } from "./allocationTimeline.js";
+import { FULL_PRECISION_COLOR } from "./bitColors.js";
 import { comparisonBars, type ComparisonMetric } from "./comparisonBars.js";
 import { bitHeatmap } from "./heatmap.js";
 import { levelsSection } from "./levelsSection.js";
@@ -35,7 +36,7 @@ table.summary td{padding:4px 0}table.summary tr+tr{border-top:1px solid #f0f0f0}
 svg.chart{max-width:100%;height:auto;background:#fff}
 svg .chart-title{font-size:13px;font-weight:600;fill:#222}svg .chart-subtitle{font-size:11px;fill:#6a737d}
 svg text{font-size:11px;fill:#333}svg .tick{fill:#6a737d;font-size:10px}svg .axis-label{fill:#444;font-size:11px}
-svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#bbb}svg .band{fill:#f1e6f7}svg .band-label{fill:#8e44ad;font-size:10px}
+svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#bbb}svg .band{fill:#fff0e0}svg .band-label{fill:#b35900;font-size:10px}
 svg .empty{fill:#999;font-size:13px}svg .band-bg{fill:#f3f3f3}svg .muted{fill:#999}
 svg .histogram{fill:#c9d6e3;stroke:#8aa2ba;stroke-width:.5}svg .level{stroke:#0c2c84;stroke-width:1.4}
 svg .threshold{stroke:#e31a1c;stroke-width:1}
@@ -128,7 +129,7 @@ export function buildReport(run: LoadedRun, options: BuildReportOptions = {}): s
 
   body.push(
     `<h1>${escapeXml(s.name)} <span class="pill ${s.finished ? "done" : "open"}">${s.finished ? "finished" : "unfinished"}</span></h1>` +
-      `<div class="muted">${escapeXml([s.model, s.dataset].filter(Boolean).join(" on "))} · <code>${escapeXml(run.dir)}</code></div>`,
+      `<div class="muted">${[s.model, s.dataset].some(Boolean) ? `${escapeXml([s.model, s.dataset].filter(Boolean).join(" on "))} · ` : ""}<code>${escapeXml(run.dir)}</code></div>`,
   );
   if (!s.finished) {
     body.push(
@@ -151,12 +152,12 @@ export function buildReport(run: LoadedRun, options: BuildReportOptions = {}): s
     { name: "train accuracy", points: curve(m, (r) => r.trainAccuracy * 100) },
     { name: "test accuracy", points: curve(m, (r) => r.testAccuracy * 100) },
   ];
-  if (fpMetrics.length > 0) accuracy.push({ name: "full-precision run, test", points: curve(fpMetrics, (r) => r.testAccuracy * 100), dashed: true, color: "#8e44ad" });
+  if (fpMetrics.length > 0) accuracy.push({ name: "full-precision run, test", points: curve(fpMetrics, (r) => r.testAccuracy * 100), dashed: true, color: FULL_PRECISION_COLOR });
   const loss: LineSeries[] = [
     { name: "train loss", points: curve(m, (r) => r.trainLoss) },
     { name: "test loss", points: curve(m, (r) => r.testLoss) },
   ];
-  if (fpMetrics.length > 0) loss.push({ name: "full-precision run, test", points: curve(fpMetrics, (r) => r.testLoss), dashed: true, color: "#8e44ad" });
+  if (fpMetrics.length > 0) loss.push({ name: "full-precision run, test", points: curve(fpMetrics, (r) => r.testLoss), dashed: true, color: FULL_PRECISION_COLOR });
   const bitsSeries: LineSeries[] =
     m.length > 0
       ? [
