@@ -257,6 +257,56 @@ describe("LBA policy properties", () => {
     );
   });
 
+  it("a ramp epoch far from the budget takes exactly the ceil(r N) lowest channels by cost per weight, ties by layer then channel", () => {
+    fc.assert(
+      fc.property(
+        arbLayers(),
+        fc.constantFrom("sensitivity" as const, "lookahead" as const),
+        fc.constantFrom("weight" as const, "act" as const),
+        fc.double({ min: 0.01, max: 0.4, noNaN: true }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (layers, criterion, kind, rStart, seed) => {
+          // Budget 1.5 from 4 bits: at least 2.5 bits of every channel to go, so nothing near the budget is skipped.
+          const cfg = config({
+            weightBudget: kind === "weight" ? 1.5 : 32,
+            actBudget: kind === "act" ? 1.5 : 32,
+            criterion,
+            schedule: { totalEpochs: 10, rStart },
+          });
+          const sens = randomSens(layers, prng(seed));
+          // Quantize the metric to a few values so that ties happen.
+          for (const l of sens.layers) for (const key of ["weight", "act", "weightLower", "actLower"] as const) {
+            l[key] = Array.from(l[key]!, (x) => Math.round(x * 4) / 4);
+          }
+          const next = allocateBits(initialState(layers, cfg), layers, cfg, sens, 0).state;
+          const candidates: Array<{ l: number; c: number; score: number }> = [];
+          layers.forEach((layer, l) => {
+            if (layer.role !== "body") return;
+            const e = sens.layers[l]!;
+            const cur = kind === "weight" ? e.weight : e.act!;
+            const lower = kind === "weight" ? e.weightLower! : e.actLower!;
+            const w = kind === "weight" ? layer.paramsPerOutChannel : layer.actElemsPerInChannel;
+            Array.from(cur).forEach((x, c) => {
+              const cost = criterion === "sensitivity" ? x : Math.max(0, lower[c]! - x);
+              candidates.push({ l, c, score: cost / w });
+            });
+          });
+          candidates.sort((a, b) => a.score - b.score || a.l - b.l || a.c - b.c);
+          const quota = Math.ceil(rStart * candidates.length);
+          const expected = new Set(candidates.slice(0, quota).map(({ l, c }) => `${l}:${c}`));
+          layers.forEach((layer, l) => {
+            const bits = kind === "weight" ? next.layers[l]!.weightBits : next.layers[l]!.actBits;
+            bits.forEach((b, c) => {
+              if (layer.role !== "body") return;
+              assert.equal(b, expected.has(`${l}:${c}`) ? 3 : 4, `layer ${l} channel ${c}`);
+            });
+          });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
   it("a state survives its JSON round trip, and a run resumed from it continues identically", () => {
     fc.assert(
       fc.property(arbScenario(), fc.nat(), (s, cut) => {
