@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AllocationRecord, EpochRecord } from "../../ts/experiment/records.js";
 import { buildReport, loadRun, type LoadedRun } from "../../ts/report/index.js";
-import { writeFixtureRun } from "./fixture.js";
+import { bigAllocationHistory, writeFixtureRun } from "./fixture.js";
 import { assertWellFormed, countMatches } from "./xmlCheck.js";
 
 function sectionOf(html: string, id: string): string {
@@ -85,18 +85,7 @@ describe("report/buildReport (on the rendering fixture)", () => {
   });
 
   it("keeps a 20-layer × 512-channel × 30-epoch run under 5 MB", () => {
-    const epochs = 30;
-    const layer = (l: number, e: number) => ({
-      name: `stage${l >> 2}.block${l & 3}.conv`,
-      weightBits: Array.from({ length: 512 }, (_, c) => {
-        const t = e - ((c * 7 + l * 3) % 20);
-        return t < 0 ? 4 : t < 6 ? 3 : c % 31 === 0 ? 0 : 2;
-      }),
-      actBits: Array.from({ length: 512 }, (_, c) => (e > 10 && c % 5 === 0 ? 3 : 4)),
-    });
-    const allocation: AllocationRecord[] = Array.from({ length: epochs + 1 }, (_, e) => ({
-      epoch: e, avgWBits: 3, avgABits: 4, frozen: false, layers: Array.from({ length: 20 }, (_, l) => layer(l, e)),
-    }));
+    const allocation = bigAllocationHistory(30);
     const run: LoadedRun = { dir: "/runs/big", config: { name: "big" }, metrics: [], allocation, warnings: [] };
     const html = buildReport(run);
     assert.ok(html.length < 5_000_000, `report.html is ${html.length} bytes`);

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { allocationTimeline } from "../../ts/report/allocationTimeline.js";
 import { comparisonBars } from "../../ts/report/comparisonBars.js";
 import { bitHeatmap, runLengthRects, type HeatRect } from "../../ts/report/heatmap.js";
 import { DENSE_LEVELS, levelsOverHistogram, mergeHistograms } from "../../ts/report/levelsOverHistogram.js";
 import { finiteRuns, lineChart } from "../../ts/report/lineChart.js";
+import { bigAllocationHistory } from "./fixture.js";
 import { assertWellFormed, countMatches } from "./xmlCheck.js";
 
 describe("report/lineChart", () => {
@@ -108,18 +110,9 @@ describe("report/heatmap", () => {
   });
 
   it("keeps 20 layers × 512 channels × 30 epochs of a realistic LBA history under 1 MB", () => {
-    // Each channel steps 4 → 3 → 2 at its own epochs (the worst realistic case: every row has its own runs).
     const epochs = 30;
-    const layers = Array.from({ length: 20 }, (_, l) => ({
-      name: `layer${l}.conv`,
-      columns: Array.from({ length: epochs }, (_, e) =>
-        Array.from({ length: 512 }, (_, c) => {
-          const t = e - ((c * 7 + l * 3) % 20);
-          return t < 0 ? 4 : t < 6 ? 3 : c % 31 === 0 ? 0 : 2;
-        }),
-      ),
-    }));
-    const svg = bitHeatmap({ title: "big", columnLabels: Array.from({ length: epochs }, (_, e) => e), layers });
+    const layers = allocationTimeline(bigAllocationHistory(epochs), epochs, "weight").layers;
+    const svg = bitHeatmap({ title: "big", columnLabels: Array.from({ length: epochs + 1 }, (_, e) => e), layers });
     assert.ok(svg.length < 1_000_000, `heat map is ${svg.length} bytes`);
     assertWellFormed(svg, "big heat map");
   });

@@ -186,3 +186,22 @@ export async function writeFixtureRun(root: string, options: FixtureOptions = {}
   }
   return { runDir, fpDir: withFp ? fpDir : undefined };
 }
+
+/**
+ * RENDERING FIXTURE at the size the issue names: 20 layers × 512 channels over `epochs` epochs, each channel
+ * stepping 4 → 3 → 2 bits at its own epoch (a few pruned), activations 4 → 3 on every fifth channel. The worst
+ * realistic case for the heat map's run-length encoding: every row has its own runs.
+ */
+export function bigAllocationHistory(epochs = 30): AllocationRecord[] {
+  const layer = (l: number, e: number) => ({
+    name: `stage${l >> 2}.block${l & 3}.conv`,
+    weightBits: Array.from({ length: 512 }, (_, c) => {
+      const t = e - ((c * 7 + l * 3) % 20);
+      return t < 0 ? 4 : t < 6 ? 3 : c % 31 === 0 ? 0 : 2;
+    }),
+    actBits: Array.from({ length: 512 }, (_, c) => (e > 10 && c % 5 === 0 ? 3 : 4)),
+  });
+  return Array.from({ length: epochs + 1 }, (_, e) => ({
+    epoch: e, avgWBits: 3, avgABits: 4, frozen: false, layers: Array.from({ length: 20 }, (_, l) => layer(l, e)),
+  }));
+}
