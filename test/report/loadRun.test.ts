@@ -115,4 +115,17 @@ describe("report/loadRun (on the rendering fixture)", () => {
     assert.equal(run.warnings.length, 4);
     assert.match(run.warnings[0]!, /metrics\.jsonl is missing: no epoch has finished yet/);
   });
+
+  it("keeps the last record of an epoch a resumed run wrote twice, with a warning", async () => {
+    const { runDir } = await writeFixtureRun(root, { finished: false, epochs: 6 });
+    const path = join(runDir, "metrics.jsonl");
+    const lines = (await readFile(path, "utf8")).trimEnd().split("\n");
+    const redo = JSON.parse(lines[4]!);
+    redo.testAccuracy = 0.123;
+    await appendFile(path, JSON.stringify(redo) + "\n");
+    const run = await loadRun(runDir);
+    assert.deepEqual(run.metrics.map((m) => m.epoch), [1, 2, 3, 4, 5, 6]);
+    assert.equal(run.metrics[4]!.testAccuracy, 0.123);
+    assert.match(run.warnings.join("\n"), /metrics\.jsonl repeats 1 epoch record \(a resumed run\?\)/);
+  });
 });

@@ -134,6 +134,18 @@ async function loadFpRun(reference: string, runDir: string, warnings: string[]):
   }
 }
 
+/**
+ * Sorted by epoch, one record per epoch: a resumed run appends the epochs it redid, and the later record (the one
+ * the run continued from) wins.
+ */
+function lastPerEpoch<T extends { epoch: number }>(records: readonly T[], path: string, warnings: string[]): T[] {
+  const byEpoch = new Map<number, T>();
+  for (const r of records) byEpoch.set(r.epoch, r);
+  const repeated = records.length - byEpoch.size;
+  if (repeated > 0) warnings.push(`${path} repeats ${repeated} epoch record${repeated === 1 ? "" : "s"} (a resumed run?); the last of each is shown`);
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+}
+
 export async function loadRun(dir: string): Promise<LoadedRun> {
   const runDir = resolve(dir);
   const info = await stat(runDir).catch(() => undefined);
@@ -165,8 +177,8 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   const run: LoadedRun = {
     dir: runDir,
     config: config as Record<string, unknown>,
-    metrics: (metrics ?? []).sort((a, b) => a.epoch - b.epoch),
-    allocation: (allocation ?? []).sort((a, b) => a.epoch - b.epoch),
+    metrics: lastPerEpoch(metrics ?? [], metricsPath, warnings),
+    allocation: lastPerEpoch(allocation ?? [], allocationPath, warnings),
     warnings,
   };
   if (levels) run.levels = levels;
