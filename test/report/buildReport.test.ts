@@ -63,6 +63,16 @@ describe("report/buildReport (on the rendering fixture)", () => {
     assert.equal(countMatches(sectionOf(html, "comparison"), /<g class="metric"/), 2, "top-1 and bits; size is unknown yet");
   });
 
+  it("shades a run's own full-precision phase and compares against its end", async () => {
+    const { runDir } = await writeFixtureRun(join(root, "phases"), { withFp: false, finished: false });
+    const run = await loadRun(runDir);
+    run.metrics = run.metrics.map((m) => (m.epoch <= 3 ? { ...m, phase: "fp" as const, avgWBits: 32, avgABits: 32 } : m));
+    const html = buildReport(run);
+    assert.equal(countMatches(sectionOf(html, "curves"), /<rect class="band"/), 3, "one band in each of the three curves");
+    const fpTop1 = (run.metrics[2]!.testAccuracy * 100).toFixed(2);
+    assert.ok(sectionOf(html, "summary").includes(`Full-precision top-1</th><td>${fpTop1} %`));
+  });
+
   it("escapes layer, model and config strings everywhere", () => {
     const evil = `<img src=x onerror="alert(1)">&`;
     const epoch: EpochRecord = {
