@@ -1,0 +1,416 @@
+// The experiment: TypeScript decides every bit, the worker executes. One run = one worker session:
+// configure → (run an epoch → record → LBA step → new scheme → checkpoint)* → result.
+//
+//   const run = await Experiment.start(config);
+//   for await (const ev of run) { ... }            // or run.on("epoch", ...)
+//   const result = await run.result;
+import { EventEmitter } from "node:events";
+import { existsSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Configure, Configured, EpochResult, LayerScheme, LayerStats, Progress, QuantScheme } from "../gen/dmbq.js";
+import { ActMode, ErrorCode, LayerRole } from "../gen/dmbq.js";
+import {
+  allocateBits, averageBits, deserializeState, initialState, serializeState,
+  type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
+} from "../allocation/index.js";
+import { connectWorker, spawnWorker, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
+import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js";
+import { deployedSize } from "./deployedSize.js";
+import { buildTables, type HistogramInput, type TableSet } from "./levelTables.js";
+import { ProgressBar } from "./progressBar.js";
+import type { AllocationRecord, EpochRecord, HistogramsRecord, RunResult } from "./records.js";
+import { readJson, RunFolder, type CheckpointIndex } from "./runFolder.js";
+
+export type RunEvent =
+  | { type: "progress"; epoch: number; progress: Progress }
+  | { type: "epoch"; record: EpochRecord }
+  | { type: "allocation"; record: AllocationRecord }
+  | { type: "done"; result: RunResult };
+
+/** Training stopped on an error (e.g. a non-finite loss); the run folder keeps the last good checkpoint. */
+export class RunFailedError extends Error {
+  constructor(message: string, readonly runDir: string, readonly epoch: number | undefined, readonly step: number | undefined, readonly checkpoint: string | null) {
+    super(message);
+    this.name = "RunFailedError";
+  }
+}
+
+const HISTOGRAM_BINS = 2048;
+const f32 = (b: Uint8Array): Float32Array => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+function roleOf(r: LayerRole): LayerShape["role"] {
+  return r === LayerRole.LAYER_ROLE_FIRST ? "first" : r === LayerRole.LAYER_ROLE_LAST ? "last" : "body";
+}
+
+function shapesOf(c: Configured): LayerShape[] {
+  return c.layers.map((l) => ({
+    name: l.name, role: roleOf(l.role), outChannels: l.outChannels, inChannels: l.inChannels,
+    paramsPerOutChannel: l.paramsPerOutChannel, actElemsPerInChannel: l.actElemsPerInChannel,
+  }));
+}
+
+function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
+  const q = config.quant;
+  if (!q) return undefined;
+  return {
+    weightBudget: q.weightBits, actBudget: q.actBits, granularity: q.granularity ?? "CP",
+    ...(q.startBits !== undefined ? { startBits: q.startBits } : {}),
+    ...(q.minBits !== undefined ? { minBits: q.minBits } : {}),
+    ...(q.maxBits !== undefined ? { maxBits: q.maxBits } : {}),
+    ...(q.pinned ? { pinned: q.pinned } : {}),
+    schedule: { totalEpochs: config.epochs, ...(q.lba?.rampFraction !== undefined ? { rampFraction: q.lba.rampFraction } : {}),
+      ...(q.lba?.rStart !== undefined ? { rStart: q.lba.rStart } : {}), ...(q.lba?.rEnd !== undefined ? { rEnd: q.lba.rEnd } : {}) },
+    criterion: q.lba?.criterion ?? "sensitivity",
+    allocator: q.lba?.allocator ?? "decrement",
+  };
+}
+
+function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string): Partial<Configure> {
+  const m = config.model;
+  return {
+    model: typeof m === "string" ? { name: m, numClasses: 0, factory: "", width: 0 } : { name: m.name ?? "custom", numClasses: 0, factory: m.factory, width: 0 },
+    dataset: {
+      name: config.dataset.name, path: config.dataset.path ? resolve(config.dataset.path) : "", batchSize: config.dataset.batchSize ?? 0,
+      evalBatchSize: config.dataset.evalBatchSize ?? 0, augment: config.dataset.augment ?? true, numWorkers: 0,
+      trainLimit: config.dataset.trainLimit ?? 0, testLimit: config.dataset.testLimit ?? 0, imageSize: 0,
+    },
+    optimizer: { name: config.optimizer?.name ?? "sgd", lr: config.optimizer?.lr ?? 0, momentum: config.optimizer?.momentum ?? 0,
+      weightDecay: config.optimizer?.weightDecay ?? 0, nesterov: config.optimizer?.nesterov ?? false },
+    schedule: { kind: config.schedule?.kind ?? "cosine", epochs: config.epochs, milestones: config.schedule?.milestones ?? [],
+      gamma: config.schedule?.gamma ?? 0, warmupEpochs: config.schedule?.warmupEpochs ?? 0 },
+    ...(scheme ? { scheme } : {}),
+    seed: config.seed ?? 0,
+    device: config.device ?? "auto",
+    precision: config.precision ?? "fp32",
+    compile: config.compile ?? false,
+    initWeights,
+  };
+}
+
+/** The final weights of a finished run (its newest checkpoint). */
+function checkpointOfRun(runDir: string): string {
+  const idx = new RunFolder(runDir).latestCheckpoint();
+  if (!idx) throw new Error(`init.fromRun: ${runDir} has no checkpoint (checkpoints/latest.json)`);
+  return resolve(runDir, idx.file);
+}
+
+export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEvent> {
+  readonly result: Promise<RunResult>;
+  private readonly folder: RunFolder;
+  private worker: WorkerHandle | undefined;
+  private configured: Configured | undefined;
+  private layers: LayerShape[] = [];
+  private policy: PolicyState | undefined;
+  private tables: TableSet | undefined;
+  private histograms: Record<string, HistogramInput> = {};
+  private abort: AbortController | undefined;
+  private paused: { promise: Promise<void>; release: () => void } | undefined;
+  private stopping = false;
+  private checkpointFiles: string[] = [];
+  private readonly bar: ProgressBar;
+  private readonly events: RunEvent[] = [];
+  private wake: (() => void) | undefined;
+  private ended = false;
+  private startedAt = new Date().toISOString();
+
+  private constructor(readonly config: ExperimentConfig, readonly dir: string, private readonly resumeFrom: CheckpointIndex | null) {
+    super();
+    this.folder = RunFolder.create(dir);
+    this.bar = ProgressBar.auto(config.epochs, config.progress);
+    this.result = this.main();
+    this.result.catch(() => {}); // surfaced through `result` and the "error" event; never unhandled here
+  }
+
+  static async start(config: ExperimentConfig): Promise<ExperimentRun> {
+    assertValidConfig(config);
+    const dir = resolve(config.runsDir ?? "runs", config.name);
+    const folder = RunFolder.create(dir);
+    // A fresh start replaces whatever an earlier run of the same name left (use resume() to continue one).
+    folder.truncateAfter(-1);
+    for (const f of ["result.json", "error.json", "levels.json", "histograms.json", "report.html"]) rmSync(folder.path(f), { force: true });
+    rmSync(folder.path("checkpoints"), { recursive: true, force: true });
+    RunFolder.create(dir);
+    folder.writeConfig(config);
+    return new ExperimentRun(config, dir, null);
+  }
+
+  /** Continues a run from its last checkpoint; `overrides` (e.g. a lower LR after a divergence) are merged into its config. */
+  static async resume(runDir: string, overrides: Partial<ExperimentConfig> = {}): Promise<ExperimentRun> {
+    const dir = resolve(runDir);
+    const saved = readJson<ExperimentConfig>(join(dir, "config.json"), "resume");
+    const config = deepMerge(saved, overrides) as ExperimentConfig;
+    assertValidConfig(config);
+    const folder = new RunFolder(dir);
+    const idx = folder.latestCheckpoint();
+    if (!idx) throw new Error(`resume: ${dir} has no checkpoint yet (checkpoints/latest.json); start it again instead`);
+    folder.truncateAfter(idx.epoch);
+    folder.writeConfig(config);
+    return new ExperimentRun(config, dir, idx);
+  }
+
+  /** Stops at the next step boundary; resume() continues the same epoch. */
+  pause(): void {
+    if (this.paused) return;
+    let release!: () => void;
+    const promise = new Promise<void>((r) => (release = r));
+    this.paused = { promise, release };
+    this.abort?.abort();
+  }
+
+  resume(): void {
+    const p = this.paused;
+    this.paused = undefined;
+    p?.release();
+  }
+
+  /** Stops the run at the next step boundary; `result` then resolves with what was reached. */
+  stop(): void {
+    this.stopping = true;
+    this.abort?.abort();
+    this.resume();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<RunEvent> {
+    let i = 0;
+    return {
+      next: async (): Promise<IteratorResult<RunEvent>> => {
+        for (;;) {
+          if (i < this.events.length) return { value: this.events[i++]!, done: false };
+          if (this.ended) return { value: undefined, done: true };
+          await new Promise<void>((r) => (this.wake = r));
+        }
+      },
+    };
+  }
+
+  private publish(ev: RunEvent): void {
+    this.events.push(ev);
+    if (ev.type === "progress") this.emit("progress", ev);
+    else this.emit(ev.type, ev.type === "epoch" ? ev.record : ev.type === "allocation" ? ev.record : ev.result);
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async main(): Promise<RunResult> {
+    try {
+      const result = await this.train();
+      this.publish({ type: "done", result });
+      return result;
+    } catch (err) {
+      if (this.listenerCount("error") > 0) this.emit("error", err);
+      throw err;
+    } finally {
+      this.ended = true;
+      this.wake?.();
+      await this.worker?.close().catch(() => {});
+    }
+  }
+
+  private async openWorker(): Promise<WorkerHandle> {
+    const w = this.config.worker ?? {};
+    if (w.endpoint) return connectWorker(w.endpoint);
+    return spawnWorker({ transport: w.transport ?? "zmq", ...(w.python ? { python: w.python } : {}) });
+  }
+
+  private async train(): Promise<RunResult> {
+    const cfg = this.config;
+    this.worker = await this.openWorker();
+    const client = this.worker.client;
+    const pcfg = policyConfig(cfg);
+    const initWeights = this.resumeFrom ? "" : cfg.init?.checkpoint ? resolve(cfg.init.checkpoint) : cfg.init?.fromRun ? checkpointOfRun(cfg.init.fromRun) : "";
+
+    // The worker builds the model first (in full precision) and tells us its layers; the policy needs their shapes.
+    this.configured = await client.configure(configureRequest(cfg, undefined, initWeights));
+    this.layers = shapesOf(this.configured);
+    let startEpoch = 0;
+    if (this.resumeFrom) {
+      this.policy = this.resumeFrom.policy ? deserializeState(this.resumeFrom.policy) : undefined;
+      startEpoch = this.resumeFrom.epoch;
+    } else if (pcfg) {
+      this.policy = initialState(this.layers, pcfg);
+    }
+    if (this.policy) await client.updateScheme({ scheme: this.scheme() });
+    if (this.resumeFrom) {
+      await client.loadCheckpoint({ path: this.folder.path(this.resumeFrom.file), weightsOnly: false });
+      this.checkpointFiles = [this.resumeFrom.file];
+    } else if (this.policy) {
+      this.recordAllocation(0);
+    }
+
+    const fpTop1 = this.fpTop1();
+    for (let epoch = startEpoch; epoch < cfg.epochs && !this.stopping; ) {
+      if (this.paused) await this.paused.promise;
+      if (this.stopping) break;
+      const res = await this.runEpoch(epoch + 1);
+      if (!res) continue; // paused or stopped mid-epoch: the same epoch continues after resume()
+      epoch += 1;
+      const record = this.epochRecord(epoch, res);
+      this.folder.appendEpoch(record);
+      this.bar.epochDone(record);
+      this.publish({ type: "epoch", record });
+      if (this.policy && pcfg) await this.stepPolicy(pcfg, res, epoch);
+      if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fpTop1);
+    }
+    return this.finish(fpTop1);
+  }
+
+  /** One epoch (or what is left of it). Undefined when paused or stopped before its end. */
+  private async runEpoch(epoch: number): Promise<EpochResult | undefined> {
+    const client = this.worker!.client;
+    const learning = this.policy !== undefined && (!this.policy.weightFrozen || !this.policy.actFrozen || this.config.quant?.lba?.allocator === "giveback");
+    const empirical = this.config.quant?.levels === "empirical";
+    this.abort = new AbortController();
+    try {
+      const r = await client.run(
+        { steps: 0, sensitivity: learning, lookahead: learning && this.config.quant?.lba?.criterion === "lookahead", histogramBins: empirical || this.policy ? HISTOGRAM_BINS : 0, progressEvery: 0, evaluate: true },
+        {
+          signal: this.abort.signal,
+          onProgress: (p) => {
+            this.bar.update(epoch, p);
+            this.publish({ type: "progress", epoch, progress: p });
+          },
+        },
+      );
+      return "target" in r ? undefined : r;
+    } catch (err) {
+      if (err instanceof WorkerRequestError && err.code === ErrorCode.ERROR_CODE_NON_FINITE) {
+        const last = this.folder.latestCheckpoint();
+        const msg = `training diverged at epoch ${err.epoch || epoch}, step ${err.step}: ${err.message}. ` +
+          `The last good checkpoint is ${last ? this.folder.path(last.file) + ` (after epoch ${last.epoch})` : "none (the run had not finished an epoch)"}; ` +
+          `continue with \`dmbq resume ${this.dir}\` (e.g. with --set optimizer.lr=<lower>).`;
+        this.folder.writeError({ message: msg, epoch: err.epoch || epoch, step: err.step, checkpoint: last?.file ?? null });
+        throw new RunFailedError(msg, this.dir, err.epoch || epoch, err.step, last?.file ?? null);
+      }
+      throw err;
+    } finally {
+      this.abort = undefined;
+    }
+  }
+
+  private epochRecord(epoch: number, r: EpochResult): EpochRecord {
+    const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
+    return {
+      epoch, phase: this.policy ? "quant" : "fp", trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy,
+      testLoss: r.testLoss, testAccuracy: r.testAccuracy, lr: r.lr, seconds: r.seconds, samplesPerS: r.samplesPerS,
+      avgWBits: avg.weight, avgABits: avg.act, time: new Date().toISOString(),
+    };
+  }
+
+  private async stepPolicy(pcfg: PolicyConfig, res: EpochResult, epoch: number): Promise<void> {
+    this.keepHistograms(res.layers, epoch);
+    const sens: EpochSensitivities = {
+      layers: res.layers.map((l: LayerStats) => ({
+        name: l.name, weight: f32(l.weightSensitivityF32),
+        ...(l.actSensitivityF32.length ? { act: f32(l.actSensitivityF32) } : {}),
+        ...(l.weightSensitivityLowerF32.length ? { weightLower: f32(l.weightSensitivityLowerF32) } : {}),
+        ...(l.actSensitivityLowerF32.length ? { actLower: f32(l.actSensitivityLowerF32) } : {}),
+      })).filter((l) => l.weight.length > 0),
+    };
+    let changed = false;
+    if (sens.layers.length > 0) {
+      const next = allocateBits(this.policy!, this.layers, pcfg, sens, epoch - 1);
+      changed = next.changed;
+      this.policy = next.state;
+    }
+    if (changed || this.config.quant?.levels === "empirical") {
+      await this.worker!.client.updateScheme({ scheme: this.scheme() });
+    }
+    if (changed) this.recordAllocation(epoch);
+  }
+
+  private keepHistograms(stats: LayerStats[], epoch: number): void {
+    const weight: HistogramsRecord["weight"] = {};
+    for (const l of stats) {
+      if (!l.weightHist || l.weightHist.countsF32.length === 0) continue;
+      const counts = f32(l.weightHist.countsF32);
+      this.histograms[l.name] = { lo: l.weightHist.lo, hi: l.weightHist.hi, counts };
+      weight[l.name] = { lo: l.weightHist.lo, hi: l.weightHist.hi, counts: Array.from(counts) };
+    }
+    if (Object.keys(weight).length) this.folder.writeHistograms({ epoch, weight });
+  }
+
+  private recordAllocation(epoch: number): void {
+    const avg = averageBits(this.policy!, this.layers);
+    const record: AllocationRecord = {
+      epoch, avgWBits: avg.weight, avgABits: avg.act, frozen: this.policy!.weightFrozen && this.policy!.actFrozen,
+      layers: this.policy!.layers.map((l) => ({ name: l.name, weightBits: l.weightBits, actBits: l.actBits })),
+    };
+    this.folder.appendAllocation(record);
+    this.publish({ type: "allocation", record });
+  }
+
+  /** The scheme message for the current policy state, with the tables it needs. */
+  private scheme(): QuantScheme {
+    const q = this.config.quant!;
+    const actMode = q.actMode ?? "uniform";
+    const usedBits: Record<string, number[]> = {};
+    for (const l of this.policy!.layers) usedBits[l.name] = l.weightBits;
+    this.tables = buildTables(q.levels ?? "laplace", actMode, this.histograms, usedBits);
+    this.folder.writeLevels(this.tables.record);
+    const layers: LayerScheme[] = this.policy!.layers.map((l, i) => ({
+      name: l.name,
+      weightBitsU8: Buffer.from(Uint8Array.from(l.weightBits)),
+      // The first layer sees the input image (signed, already 8-bit data): its activations stay as they are.
+      actBitsU8: this.layers[i]!.role === "first" || l.actBits.every((b) => b === 32) ? Buffer.alloc(0) : Buffer.from(Uint8Array.from(l.actBits)),
+      actMode: actMode === "table" ? ActMode.ACT_MODE_TABLE : ActMode.ACT_MODE_UNIFORM,
+    }));
+    return { layers, weightTables: this.tables.weight, actTables: this.tables.act };
+  }
+
+  private async checkpoint(epoch: number, fpTop1: number | undefined): Promise<void> {
+    const file = this.folder.checkpointFile(epoch);
+    const index: CheckpointIndex = {
+      epoch, file, policy: this.policy ? serializeState(this.policy) : null, levels: this.tables?.record ?? null,
+      ...(fpTop1 !== undefined ? { fpTop1 } : {}), savedAt: new Date().toISOString(),
+    };
+    await this.worker!.client.saveCheckpoint({ path: this.folder.path(file), extra: Buffer.from(JSON.stringify(index)) });
+    this.checkpointFiles = this.folder.commitCheckpoint(index, this.config.keepCheckpoints ?? 2, this.checkpointFiles);
+  }
+
+  private fpTop1(): number | undefined {
+    const from = this.config.init?.fromRun;
+    if (!from) return undefined;
+    const p = join(from, "result.json");
+    return existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined;
+  }
+
+  private finish(fpTop1: number | undefined): RunResult {
+    const epochs = this.folder.epochs();
+    const last = epochs[epochs.length - 1];
+    const times = epochs.map((e) => e.seconds).sort((a, b) => a - b);
+    const alphas = this.tables ? [...this.tables.weight, ...this.tables.act].reduce((n, t) => n + t.alphaF32.length / 4, 0) : 0;
+    // Count only the tables a deployed model needs: the widths in use.
+    const used = new Set(this.policy?.layers.flatMap((l) => l.weightBits.filter((b) => b >= 1 && b <= 8)) ?? []);
+    const usedAlphas = this.policy ? [...used].reduce((n, b) => n + b, 0) : alphas;
+    const size = deployedSize(this.configured!, this.policy, { alphas: usedAlphas });
+    const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
+    const result: RunResult = {
+      name: this.config.name, model: modelName(this.config), dataset: this.config.dataset.name,
+      top1: last ? last.testAccuracy * 100 : Number.NaN,
+      ...(fpTop1 !== undefined ? { fpTop1 } : {}),
+      avgWBits: avg.weight, avgABits: avg.act,
+      sizeMb: size.totalBytes / 1e6, fpSizeMb: size.fpBytes / 1e6,
+      epochs: last?.epoch ?? 0,
+      epochTimeS: times.length ? times[Math.floor(times.length / 2)]! : 0,
+      device: this.worker?.hello.capabilities?.deviceName ? `${this.worker.hello.capabilities.deviceKind}: ${this.worker.hello.capabilities.deviceName}` : "unknown",
+      startedAt: this.startedAt, finishedAt: new Date().toISOString(),
+      ...(this.config.init?.fromRun ? { fpRunDir: resolve(this.config.init.fromRun) } : {}),
+    };
+    if (!this.stopping) this.folder.writeResult(result);
+    this.folder.clearError();
+    return result;
+  }
+}
+
+function deepMerge(a: unknown, b: unknown): unknown {
+  if (typeof a !== "object" || a === null || Array.isArray(a) || typeof b !== "object" || b === null || Array.isArray(b)) return b === undefined ? a : b;
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = deepMerge(out[k], v);
+  return out;
+}
+
+export const Experiment = {
+  start: ExperimentRun.start,
+  resume: ExperimentRun.resume,
+};
