@@ -158,8 +158,10 @@ class Session:
 class TrainingService:
     """Serves Configure / UpdateScheme / Run / Evaluate / SaveCheckpoint / LoadCheckpoint."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, cuda_graph: bool = True) -> None:
+        """`cuda_graph=False` keeps CUDA runs eager (debugging, and the graph-vs-eager check of the bench)."""
         self._session: Session | None = None
+        self._cuda_graph = cuda_graph
 
     # ------------------------------------------------------------ capabilities
 
@@ -255,7 +257,7 @@ class TrainingService:
         trainer = Trainer(
             model, data, optimizer, schedule,
             LoopOptions(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, bf16=precision == "bf16",
-                        cuda_graph=True, compile=req.compile),
+                        cuda_graph=self._cuda_graph, compile=req.compile),
             device,
         )
         session = Session(

@@ -1,0 +1,188 @@
+"""Seconds per epoch of ResNet-20 on CIFAR-10 (batch 128) for FP, W4/A4, W2/A32 and W2/A2, in one process.
+
+    python bench/engine_gpu.py --data $CIFAR10_DIR [--precision bf16] [--epochs 3] [--warmup 1]
+
+Every mode trains through TrainingService exactly as the orchestrator drives it (one Run per epoch, augmentation
+on the GPU, the step captured as a CUDA graph); the time of an epoch is the wall time of its Run request (the
+per-epoch stats read-back included). Warm-up epochs (allocation, cuDNN autotuning, graph capture) are excluded;
+the median of the timed epochs is printed. "FP (plain nn)" is the unconverted model through the same loop: the
+baseline of the ratio column. W2/A2 mixes 1..4 bits per channel (mean 2) in weights and activations, with the
+LBA sensitivities (and look-ahead) collected every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py_worker"))
+
+from dmbq_worker.engine.data import DataOptions, load_data  # noqa: E402
+from dmbq_worker.engine.models import build_model  # noqa: E402
+from dmbq_worker.engine.optim import OptimizerOptions, TrainingOptimizer  # noqa: E402
+from dmbq_worker.engine.schedule import LrSchedule  # noqa: E402
+from dmbq_worker.engine.service import TrainingService  # noqa: E402
+from dmbq_worker.engine.trainer import LoopOptions, Trainer  # noqa: E402
+from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
+
+
+class Ctx:
+    request_id = 1
+
+    def progress(self, event: pb.Progress) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False
+
+
+def f32(values: list[float]) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def table(bits: int) -> list[float]:
+    # binary-weighted alphas: 2^bits evenly spaced levels spanning about +-1.6 mean|w| x (2 - 2^(1-bits))
+    return [1.6 * 2.0 ** (-i) for i in range(bits)]
+
+
+def scheme_for(layers: list[pb.LayerInfo], w_bits: str, a_bits: str, seed: int) -> pb.QuantScheme:
+    """w_bits / a_bits: "4", "2", "32" or "mixed" (uniformly random 1..4 per channel); first/last at 8 bits."""
+    rng = np.random.default_rng(seed)
+
+    def per_channel(spec: str, n: int) -> bytes:
+        if spec == "mixed":
+            return bytes(rng.integers(1, 5, n).astype(np.uint8).tolist())
+        return bytes([int(spec)]) * n
+
+    scheme = pb.QuantScheme()
+    for info in layers:
+        edge = info.role in (pb.LAYER_ROLE_FIRST, pb.LAYER_ROLE_LAST)
+        acts = b""
+        if info.role != pb.LAYER_ROLE_FIRST and a_bits != "32":
+            acts = bytes([8]) * info.in_channels if edge else per_channel(a_bits, info.in_channels)
+        scheme.layers.append(pb.LayerScheme(
+            name=info.name,
+            weight_bits_u8=bytes([8]) * info.out_channels if edge else per_channel(w_bits, info.out_channels),
+            act_bits_u8=acts, act_mode=pb.ACT_MODE_UNIFORM,
+        ))
+    for bits in range(1, 9):
+        scheme.weight_tables.append(pb.LevelTable(bits=bits, alpha_f32=f32(table(bits))))
+    return scheme
+
+
+@dataclass
+class Row:
+    mode: str
+    seconds: list[float]
+    steps: int
+    note: str
+    train_acc: float
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def configure_request(args: argparse.Namespace, epochs: int) -> pb.Configure:
+    return pb.Configure(
+        model=pb.ModelSpec(name="resnet20"),
+        dataset=pb.DatasetSpec(name="cifar10", path=args.data, batch_size=128, augment=True),
+        schedule=pb.ScheduleSpec(epochs=epochs), seed=0, device="cuda", precision=args.precision,
+    )
+
+
+def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: bool) -> Row:
+    svc, ctx = TrainingService(cuda_graph=not args.eager), Ctx()
+    total = args.warmup + args.epochs
+    cfg = svc.configure(configure_request(args, total), ctx)
+    if w != "fp":
+        svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), w, a, seed=1)), ctx)
+    run = pb.Run(sensitivity=sens, lookahead=sens)
+    seconds: list[float] = []
+    acc = 0.0
+    for epoch in range(total):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        result = svc.run(run, ctx)
+        dt = time.perf_counter() - t0
+        assert isinstance(result, pb.EpochResult)
+        if sens:
+            assert any(len(s.weight_sensitivity_f32) for s in result.layers), "no sensitivities came back"
+        if epoch >= args.warmup:
+            seconds.append(dt)
+        acc = result.train_accuracy
+    assert svc._session is not None
+    return Row(mode, seconds, result.steps, svc._session.trainer.graph_note, acc)
+
+
+def run_plain_fp(args: argparse.Namespace) -> Row:
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    data = load_data(DataOptions(name="cifar10", path=args.data, augment=True, train_limit=0, test_limit=0,
+                                 num_workers=0, image_size=0, seed=0, device=device, channels_last=True))
+    model = build_model("resnet20", 10).to(device).to(memory_format=torch.channels_last)
+    total = args.warmup + args.epochs
+    opt = TrainingOptimizer(model, OptimizerOptions("sgd", 0.1, 0.9, 1e-4, False, 1.0), device)
+    trainer = Trainer(model, data, opt, LrSchedule("cosine", total, 0.1),
+                      LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, False), device)
+    seconds: list[float] = []
+    acc = 0.0
+    for epoch in range(total):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        stats = trainer.run(0, progress_every=20, on_progress=lambda p: None, cancelled=lambda: False)
+        dt = time.perf_counter() - t0
+        if epoch >= args.warmup:
+            seconds.append(dt)
+        acc = stats.accuracy
+    return Row("FP (plain nn)", seconds, stats.steps, trainer.graph_note, acc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="", help="folder holding cifar-10-batches-py (default: $CIFAR10_DIR)")
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed epochs per mode")
+    parser.add_argument("--eager", action="store_true", help="no CUDA graph (the plain eager loop)")
+    parser.add_argument("--json", default="", help="also write the rows here")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("engine_gpu.py needs a CUDA device")
+    torch.backends.cudnn.benchmark = True
+    modes = [
+        ("FP (quant layers, no scheme)", "fp", "32", False),
+        ("W4/A4", "4", "4", False),
+        ("W2/A32", "2", "32", False),
+        ("W2/A2 mixed 1-4, no sensitivities", "mixed", "mixed", False),
+        ("W2/A2 mixed 1-4, sensitivities on", "mixed", "mixed", True),
+    ]
+    rows = [run_plain_fp(args)]
+    print(f"{rows[-1].mode}: {rows[-1].median:.3f} s/epoch ({rows[-1].note})", flush=True)
+    for mode, w, a, sens in modes:
+        rows.append(run_service_mode(args, mode, w, a, sens))
+        print(f"{mode}: {rows[-1].median:.3f} s/epoch ({rows[-1].note})", flush=True)
+    base = rows[0].median
+    print()
+    print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
+          f"precision {args.precision}, {'eager' if args.eager else 'CUDA graph'}; median of {args.epochs} epochs "
+          f"after {args.warmup} warm-up")
+    print("| mode | s/epoch | ratio to FP | images/s | train acc (last epoch) | step |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r.mode} | {r.median:.3f} | {r.median / base:.2f}x | {r.steps * 128 / r.median:,.0f} | "
+              f"{r.train_acc:.3f} | {r.note} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ | {"median": r.median} for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()
