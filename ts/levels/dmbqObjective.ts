@@ -25,7 +25,9 @@ export class DmbqObjective {
   private readonly scratch = new Float64Array(6);
   private readonly nonzero = new Int32Array(8);
   private readonly u = new Float64Array(8);
-  private readonly basis: Float64Array; // s_c for the current sorted order, n × M
+  private readonly z0: Float64Array;
+  private readonly z1: Float64Array;
+  private readonly zr: Float64Array;
   evaluations = 0;
 
   constructor(readonly dist: Distribution, readonly bits: number, readonly signed: boolean) {
@@ -38,7 +40,9 @@ export class DmbqObjective {
     this.values = new Float64Array(this.n);
     this.order = Int32Array.from({ length: this.n }, (_, k) => k);
     this.cells = allocateCells(this.n);
-    this.basis = new Float64Array(this.n * bits);
+    this.z0 = new Float64Array(this.n);
+    this.z1 = new Float64Array(this.n);
+    this.zr = new Float64Array(this.n);
   }
 
   /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system (else call `derive()` later). */
@@ -66,33 +70,40 @@ export class DmbqObjective {
 
   /** Gradient, Hessian and LS system at the α of the last `evaluate`. */
   derive(): void {
-    const { n, bits, order, sortedLevels, cells, basis } = this;
-    const low = this.signed ? -1 : 0;
+    const { n, bits, order, sortedLevels, cells, signed } = this;
+    const { z0, z1, zr } = this;
+    // Pattern-indexed cell sums, then superset sums Z[q] = Σ_{p ⊇ q} z[p] (zeta transform, N·M adds): every
+    // entry of A, r and g is a combination of Z at the empty set, single bits and bit pairs.
     for (let c = 0; c < n; c++) {
-      const k = order[c]!;
-      for (let i = 0; i < bits; i++) basis[c * bits + i] = (k >> i) & 1 ? 1 : low;
-    }
-    const { gradient: g, hessian: h, lsMatrix: a, lsRhs: r } = this;
-    g.fill(0);
-    a.fill(0);
-    r.fill(0);
-    for (let c = 0; c < n; c++) {
+      const p = order[c]!;
       const m0 = cells.m0[c]!;
       const m1 = cells.m1[c]!;
-      if (m0 === 0 && m1 === 0) continue;
-      const residual = m1 - sortedLevels[c]! * m0;
-      const base = c * bits;
-      for (let i = 0; i < bits; i++) {
-        const si = basis[base + i]!;
-        if (si === 0) continue;
-        g[i] = g[i]! - 2 * si * residual;
-        r[i] = r[i]! + si * m1;
-        const m0si = m0 * si;
-        const row = i * bits;
-        for (let k = 0; k <= i; k++) a[row + k] = a[row + k]! + m0si * basis[base + k]!;
+      z0[p] = m0;
+      z1[p] = m1;
+      zr[p] = m1 - sortedLevels[c]! * m0; // per-cell residual: keeps the gradient free of cancellation
+    }
+    for (let i = 0; i < bits; i++) {
+      const bit = 1 << i;
+      for (let p = 0; p < n; p++) {
+        if (p & bit) continue;
+        z0[p] = z0[p]! + z0[p | bit]!;
+        z1[p] = z1[p]! + z1[p | bit]!;
+        zr[p] = zr[p]! + zr[p | bit]!;
       }
     }
-    for (let i = 0; i < bits; i++) for (let k = 0; k < i; k++) a[k * bits + i] = a[i * bits + k]!;
+    const { gradient: g, hessian: h, lsMatrix: a, lsRhs: r } = this;
+    for (let i = 0; i < bits; i++) {
+      const ei = 1 << i;
+      // s_i = 2b_i − 1 (signed) or b_i (unsigned).
+      r[i] = signed ? 2 * z1[ei]! - z1[0]! : z1[ei]!;
+      g[i] = -2 * (signed ? 2 * zr[ei]! - zr[0]! : zr[ei]!);
+      for (let k = 0; k <= i; k++) {
+        const ek = 1 << k;
+        const v = k === i ? (signed ? z0[0]! : z0[ei]!) : signed ? 4 * z0[ei | ek]! - 2 * z0[ei]! - 2 * z0[ek]! + z0[0]! : z0[ei | ek]!;
+        a[i * bits + k] = v;
+        a[k * bits + i] = v;
+      }
+    }
     for (let i = 0; i < bits * bits; i++) h[i] = 2 * a[i]!;
     // Curvature of the moving thresholds, lower triangle only, over the nonzero entries of u = s_j + s_{j+1}.
     const nonzero = this.nonzero;
@@ -104,8 +115,12 @@ export class DmbqObjective {
       if (density === 0) continue;
       const w = 0.5 * density * gap;
       let count = 0;
+      const pa = order[j]!;
+      const pb = order[j + 1]!;
       for (let i = 0; i < bits; i++) {
-        const ui = basis[j * bits + i]! + basis[(j + 1) * bits + i]!;
+        const ba = (pa >> i) & 1;
+        const bb = (pb >> i) & 1;
+        const ui = signed ? 2 * (ba + bb) - 2 : ba + bb;
         if (ui !== 0) {
           u[count] = ui;
           nonzero[count++] = i;

@@ -47,8 +47,9 @@ export interface SolveOptions {
 }
 
 const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
-const SCREEN_ITERATIONS = 4;
-const FINALISTS = 3;
+const SCREEN_ITERATIONS = Number(process.env.SI ?? 4);
+const FINALISTS = Number(process.env.FI ?? 8);
+const BEAM_WIDTH = Number(process.env.BW ?? 4);
 
 function now(): number {
   return globalThis.performance !== undefined ? globalThis.performance.now() : Date.now();
@@ -58,34 +59,52 @@ function descendingAbs(alpha: ArrayLike<number>): number[] {
   return Array.from(alpha, Math.abs).sort((a, b) => b - a);
 }
 
-/** Starting points for M bits given the (M−1)-bit optimum (absent for M = 1). */
-function startsFor(bits: number, signed: boolean, previous: number[] | undefined, uniformAlpha: number[]): number[][] {
+/** Insert `value` at `rank` of a descending α. */
+function inserted(alpha: number[], rank: number, value: number): number[] {
+  return [...alpha.slice(0, rank), value, ...alpha.slice(rank)];
+}
+
+/** Starting points for M bits given the best (M−1)-bit local minima (empty for M = 1). */
+function startsFor(bits: number, signed: boolean, beam: number[][], uniformAlpha: number[]): number[][] {
   const starts: number[][] = [uniformAlpha];
-  const top = uniformAlpha[0]!;
+  const clip = uniformAlpha.reduce((s, v) => s + v, 0);
   for (const ratio of GEOMETRIC_RATIOS) {
     const shape = Array.from({ length: bits }, (_, i) => ratio ** i);
     const total = shape.reduce((s, v) => s + v, 0);
-    // Same clip as the uniform grid: Σα equals its top level.
-    const clip = signed ? top * (2 - 2 ** (1 - bits)) : top * (2 - 2 ** (1 - bits));
-    starts.push(shape.map((v) => (v * clip) / total));
+    starts.push(shape.map((v) => (v * clip) / total)); // same clip Σα as the uniform grid
   }
-  if (previous !== undefined) {
-    const p = previous;
+  for (const p of beam) {
     for (let rank = 0; rank <= p.length; rank++) {
       const above = rank > 0 ? p[rank - 1]! : undefined;
       const below = rank < p.length ? p[rank]! : undefined;
-      const value =
-        above === undefined ? 1.5 * below! : below === undefined ? 0.5 * above : Math.sqrt(above * below);
-      starts.push([...p.slice(0, rank), value, ...p.slice(rank)]);
+      if (above !== undefined && below !== undefined) {
+        starts.push(inserted(p, rank, Math.sqrt(above * below)));
+        // Near-duplicates of a neighbour: optima often hold close pairs of α (two bits sharing one scale).
+        starts.push(inserted(p, rank, 0.9 * above));
+        starts.push(inserted(p, rank, 1.1 * below));
+      } else if (below !== undefined) {
+        starts.push(inserted(p, rank, 1.5 * below));
+        starts.push(inserted(p, rank, 1.05 * below));
+      } else {
+        starts.push(inserted(p, rank, 0.5 * above!));
+        starts.push(inserted(p, rank, 0.95 * above!));
+        starts.push(inserted(p, rank, 1e-3 * above!)); // LBG split: every level becomes a close pair
+      }
     }
-    starts.push([...p, 1e-3 * p[p.length - 1]!]); // LBG split
   }
   return starts;
 }
 
 interface Optimum {
-  result: LocalResult;
+  /** Distinct local minima, best first (at most BEAM_WIDTH). */
+  minima: LocalResult[];
   iterations: number;
+}
+
+function sameMinimum(a: LocalResult, b: LocalResult): boolean {
+  const x = descendingAbs(a.alpha);
+  const y = descendingAbs(b.alpha);
+  return x.every((v, i) => Math.abs(v - y[i]!) <= 1e-6 * Math.max(1e-12, Math.abs(v)));
 }
 
 function solveOneM(objective: DmbqObjective, starts: number[][]): Optimum {
@@ -96,13 +115,14 @@ function solveOneM(objective: DmbqObjective, starts: number[][]): Optimum {
     return r;
   });
   screened.sort((a, b) => a.mse - b.mse);
-  let best: LocalResult | undefined;
+  const minima: LocalResult[] = [];
   for (const candidate of screened.slice(0, FINALISTS)) {
     const r = localMinimize(objective, candidate.alpha, 200);
     iterations += r.iterations;
-    if (best === undefined || r.mse < best.mse) best = r;
+    if (!minima.some((m) => sameMinimum(m, r))) minima.push(r);
   }
-  return { result: best!, iterations };
+  minima.sort((a, b) => a.mse - b.mse);
+  return { minima: minima.slice(0, BEAM_WIDTH), iterations };
 }
 
 function checkSignedness(dist: Distribution, signed: boolean): void {
@@ -125,22 +145,23 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
   checkSignedness(dist, signed);
   const t0 = now();
   const out: LevelSolution[] = [];
-  let previous: number[] | undefined;
+  let beam: number[][] = [];
   let iterations = 0;
   for (let bits = 1; bits <= maxBits; bits++) {
     const objective = new DmbqObjective(dist, bits, signed);
     const uniform = bestUniformGrid(dist, bits, signed);
-    const starts = startsFor(bits, signed, previous, uniform.alpha);
+    const starts = startsFor(bits, signed, beam, uniform.alpha);
     if (bits === maxBits && opts.extraStarts !== undefined) {
       for (const [i, s] of opts.extraStarts.entries()) {
         if (s.length !== bits || !s.every(Number.isFinite)) throw new RangeError(`solveLevels: extraStarts[${i}] must be ${bits} finite numbers`);
         starts.push(s);
       }
     }
-    const { result, iterations: used } = solveOneM(objective, starts);
+    const { minima, iterations: used } = solveOneM(objective, starts);
     iterations += used;
+    const result = minima[0]!;
     const alpha = descendingAbs(result.alpha);
-    previous = alpha;
+    beam = minima.map((m) => descendingAbs(m.alpha));
     if (!boundsForAll && bits < maxBits) continue; // only the seed is needed from lower M
     const levels = levelsFromAlpha(alpha, signed);
     const lm = lloydMax(dist, levels.length, uniform.levels);
