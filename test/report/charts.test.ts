@@ -149,6 +149,15 @@ describe("report/levelsOverHistogram", () => {
     assert.ok(svg.includes("levels as ticks"));
   });
 
+  it("still draws a table when there is no histogram and no finite bounds", () => {
+    const svg = levelsOverHistogram({ title: "no data", histogram: { lo: NaN, hi: NaN, counts: [] }, table: { ...table, levels: [], thresholds: [] } });
+    assertWellFormed(svg);
+    assert.ok(!svg.includes("NaN"), "no NaN coordinates");
+    const svg2 = levelsOverHistogram({ title: "levels only", histogram: { lo: Infinity, hi: -Infinity, counts: [] }, table });
+    assert.equal(countMatches(svg2, /<line class="level"/), 4);
+    assert.ok(!svg2.includes("NaN"));
+  });
+
   it("mergeHistograms keeps the total count and spans every input (property)", () => {
     const histArb = fc
       .tuple(fc.double({ min: -10, max: 0, noNaN: true }), fc.double({ min: 0.1, max: 10, noNaN: true }), fc.array(fc.nat(1000), { minLength: 1, maxLength: 50 }))

@@ -3,7 +3,7 @@
 // Histogram and levels share units (w / s_c for weights, x / clip for activations), so they share the x axis.
 
 import type { HistogramRecord, LevelTableRecord } from "../experiment/records.js";
-import { coord, escapeXml, formatNumber, linearScale, niceTicks, svgOpen } from "./svg.js";
+import { coord, escapeXml, extent, formatNumber, linearScale, niceTicks, svgOpen } from "./svg.js";
 
 export interface LevelsOverHistogramOptions {
   title: string;
@@ -46,8 +46,8 @@ export function levelsOverHistogram(options: LevelsOverHistogramOptions): string
 
   const finiteLevels = table.levels.filter(Number.isFinite);
   const finiteThresholds = table.thresholds.filter(Number.isFinite);
-  const xLo = Math.min(histogram.lo, ...finiteLevels, ...finiteThresholds);
-  const xHi = Math.max(histogram.hi, ...finiteLevels, ...finiteThresholds);
+  const xRange = extent([histogram.lo, histogram.hi, ...finiteLevels, ...finiteThresholds]) ?? [-1, 1];
+  const [xLo, xHi] = xRange;
   const pad = (xHi - xLo) * 0.03 || 1;
   const x = linearScale(xLo - pad, xHi + pad, MARGIN.left, MARGIN.left + plotW);
   const maxCount = Math.max(1, ...histogram.counts);
