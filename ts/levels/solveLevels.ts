@@ -1,11 +1,12 @@
 /**
- * The global DMBQ solver. The objective has several local minima from M = 4 up, each a different interleaving
- * (order type) of the 2^M sums, so one local descent is not enough. Starts, all refined by `localMinimize`:
- *  - continuation across M: the M−1 optimum with the new α inserted at every rank (the last rank with a tiny
- *    value is the LBG split: every level becomes a close pair);
- *  - the best uniform grid (so the result can never be worse than it) and a family of geometric ratios.
- * Every start is first refined for a few steps; the most promising ones are run to convergence.
- * The result is checked: gradient norm, and Lloyd–Max ≤ DMBQ ≤ uniform.
+ * The global DMBQ solver. The objective has many local minima from M = 4 up, each a different interleaving
+ * (order type) of the 2^M sums, so one local descent is not enough. A beam search over M = 1, 2, …:
+ *  - continuation: each of the best `beamWidth` local minima of M−1 bits, with the new α inserted at every rank
+ *    (geometric mean of its neighbours, or a near-duplicate of one: optima hold close pairs of α; the last rank
+ *    with a tiny value is the LBG split, every level becoming a close pair);
+ *  - the best uniform grid (so the result is never worse than it) and a family of geometric ratios.
+ * Every start gets a few local steps; the 2·beamWidth most promising are converged, and the distinct minima
+ * found become the beam for M+1. The result is checked: gradient norm, and Lloyd–Max ≤ DMBQ ≤ uniform.
  */
 import type { Distribution } from "./distribution.js";
 import { DmbqObjective } from "./dmbqObjective.js";
@@ -44,12 +45,16 @@ export interface SolveOptions {
   signed?: boolean;
   /** Extra starting α vectors for the top M (each of length `bits`); used by tests to show start-independence. */
   extraStarts?: number[][];
+  /**
+   * Local minima kept per M and continued to M+1 (default 6); 2× as many screened starts are converged.
+   * Larger is slower and searches wider; the bench compares default and wide beams against random restarts.
+   */
+  beamWidth?: number;
 }
 
 const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
-const SCREEN_ITERATIONS = Number(process.env.SI ?? 4);
-const FINALISTS = Number(process.env.FI ?? 8);
-const BEAM_WIDTH = Number(process.env.BW ?? 4);
+const SCREEN_ITERATIONS = 3;
+const DEFAULT_BEAM_WIDTH = 6;
 
 function now(): number {
   return globalThis.performance !== undefined ? globalThis.performance.now() : Date.now();
@@ -96,7 +101,7 @@ function startsFor(bits: number, signed: boolean, beam: number[][], uniformAlpha
 }
 
 interface Optimum {
-  /** Distinct local minima, best first (at most BEAM_WIDTH). */
+  /** Distinct local minima, best first (at most the beam width). */
   minima: LocalResult[];
   iterations: number;
 }
@@ -107,7 +112,7 @@ function sameMinimum(a: LocalResult, b: LocalResult): boolean {
   return x.every((v, i) => Math.abs(v - y[i]!) <= 1e-6 * Math.max(1e-12, Math.abs(v)));
 }
 
-function solveOneM(objective: DmbqObjective, starts: number[][]): Optimum {
+function solveOneM(objective: DmbqObjective, starts: number[][], beamWidth: number): Optimum {
   let iterations = 0;
   const screened = starts.map((s) => {
     const r = localMinimize(objective, s, SCREEN_ITERATIONS);
@@ -116,13 +121,13 @@ function solveOneM(objective: DmbqObjective, starts: number[][]): Optimum {
   });
   screened.sort((a, b) => a.mse - b.mse);
   const minima: LocalResult[] = [];
-  for (const candidate of screened.slice(0, FINALISTS)) {
+  for (const candidate of screened.slice(0, 2 * beamWidth)) {
     const r = localMinimize(objective, candidate.alpha, 200);
     iterations += r.iterations;
     if (!minima.some((m) => sameMinimum(m, r))) minima.push(r);
   }
   minima.sort((a, b) => a.mse - b.mse);
-  return { minima: minima.slice(0, BEAM_WIDTH), iterations };
+  return { minima: minima.slice(0, beamWidth), iterations };
 }
 
 function checkSignedness(dist: Distribution, signed: boolean): void {
@@ -143,6 +148,8 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
   checkBits(maxBits, "solveLevels");
   const signed = opts.signed ?? true;
   checkSignedness(dist, signed);
+  const beamWidth = opts.beamWidth ?? DEFAULT_BEAM_WIDTH;
+  if (!Number.isInteger(beamWidth) || beamWidth < 1) throw new RangeError(`solveLevels: beamWidth must be an integer >= 1, got ${beamWidth}`);
   const t0 = now();
   const out: LevelSolution[] = [];
   let beam: number[][] = [];
@@ -157,7 +164,7 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
         starts.push(s);
       }
     }
-    const { minima, iterations: used } = solveOneM(objective, starts);
+    const { minima, iterations: used } = solveOneM(objective, starts, beamWidth);
     iterations += used;
     const result = minima[0]!;
     const alpha = descendingAbs(result.alpha);
