@@ -60,6 +60,7 @@ class ActQuantizer(nn.Module):
         self.register_buffer("lower_ok", torch.ones((), dtype=torch.bool))
         self.mode: ActModeName = "uniform"
         self.all_full_precision = True
+        self.any_full_precision = True
         self.lower_available = True
         self.init_clip_pending = False
         self.probe: Tensor | None = None
@@ -108,11 +109,13 @@ class ActQuantizer(nn.Module):
         self.lower_ok.fill_(lower_available)
         self.mode = mode
         self.all_full_precision = bool((~quantized).all())
+        self.any_full_precision = bool((~quantized).any())
         self.lower_available = lower_available
 
     def sync_mode_from_buffers(self) -> None:
         """Recompute the Python-side mode from the buffers (run after load_state_dict; a host sync)."""
         self.all_full_precision = bool((self.bits == FP_BITS).all().item())
+        self.any_full_precision = bool((self.bits == FP_BITS).any().item())
         self.mode = "table" if bool(self.table_mode.item()) else "uniform"
         self.lower_available = bool(self.lower_ok.item())
 
@@ -142,6 +145,7 @@ class ActQuantizer(nn.Module):
             self.probe_lower,
             self.mode,
             cdim,
+            self.any_full_precision,
         )
 
     @torch.no_grad()

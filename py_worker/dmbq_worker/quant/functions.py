@@ -37,16 +37,14 @@ def channel_view(t: Tensor, ndim: int, channel_dim: int) -> Tensor:
     return t.reshape(shape)
 
 
-def uniform_act(xf: Tensor, clip: Tensor, n_steps: Tensor) -> Tensor:
-    """round(clamp(x, 0, clip) / clip * n) / n * clip with n = 2^b - 1 broadcast per channel (n = 0 gives 0)."""
-    xc = torch.minimum(xf.clamp_min(0.0), clip)
-    return torch.round(xc * (n_steps / clip)) * (clip / n_steps.clamp_min(1.0))
+def uniform_act(clipped: Tensor, clip: Tensor, n_steps: Tensor) -> Tensor:
+    """round(clipped / clip * n) / n * clip with n = 2^b - 1 broadcast per channel (n = 0 gives 0)."""
+    return torch.round(clipped * (n_steps / clip)) * (clip / n_steps.clamp_min(1.0))
 
 
-def table_act(xf: Tensor, clip: Tensor, levels: Tensor, thresholds: Tensor, channel_dim: int) -> Tensor:
+def table_act(clipped: Tensor, clip: Tensor, levels: Tensor, thresholds: Tensor, channel_dim: int) -> Tensor:
     """Nearest level of the channel's unsigned table (levels in [0, 1]) times the clip."""
-    u = torch.minimum(xf.clamp_min(0.0), clip) / clip
-    moved = u.movedim(channel_dim, 0)
+    moved = (clipped / clip).movedim(channel_dim, 0)
     flat = moved.reshape(moved.shape[0], -1)
     q = quantize_units(flat, levels, thresholds).reshape(moved.shape).movedim(0, channel_dim)
     return q * clip
@@ -55,18 +53,22 @@ def table_act(xf: Tensor, clip: Tensor, levels: Tensor, thresholds: Tensor, chan
 def _act_levels(
     mode: ActModeName,
     xf: Tensor,
+    clipped: Tensor,
     clip: Tensor,
     n_steps: Tensor,
     levels: Tensor,
     thresholds: Tensor,
     fp_mask: Tensor,
     channel_dim: int,
+    any_fp: bool,
 ) -> Tensor:
     if mode == "uniform":
-        q = uniform_act(xf, clip, channel_view(n_steps, xf.dim(), channel_dim))
+        q = uniform_act(clipped, clip, channel_view(n_steps, xf.dim(), channel_dim))
     else:
-        q = table_act(xf, clip, levels, thresholds, channel_dim)
-    return torch.where(channel_view(fp_mask, xf.dim(), channel_dim), xf, q)
+        q = table_act(clipped, clip, levels, thresholds, channel_dim)
+    if any_fp:
+        q = torch.where(channel_view(fp_mask, xf.dim(), channel_dim), xf, q)
+    return q
 
 
 def _sum_except(t: Tensor, channel_dim: int) -> Tensor:
@@ -130,6 +132,9 @@ class ActQuantSTE(torch.autograd.Function):
 
     Backward (PACT-style clipped STE): x gets the gradient where 0 <= x <= clip; the clip gets the summed gradient
     of the saturated part (x > clip). Full-precision channels pass x and its gradient through untouched.
+    `any_fp` (a Python bool fixed by the scheme) skips the full-precision select when no channel needs it.
+    When collecting, the errors x - x_hat (and x - x_hat_lower) are formed here, where x_hat already exists,
+    and kept for backward instead of the masks' inputs.
     """
 
     @staticmethod
@@ -148,44 +153,49 @@ class ActQuantSTE(torch.autograd.Function):
         probe_lower: Tensor | None,
         mode: ActModeName,
         channel_dim: int,
+        any_fp: bool,
     ) -> Tensor:
         xf = x.float()
         c = clip.float().clamp_min(EPS)
-        x_hat = _act_levels(mode, xf, c, n_steps, levels, thresholds, fp_mask, channel_dim)
-        fp = channel_view(fp_mask, xf.dim(), channel_dim)
-        inside = ((xf >= 0) & (xf <= c)) | fp
-        above = (xf > c) & ~fp
-        collect = probe is not None or probe_lower is not None
-        ctx.collect = collect
-        ctx.mode = mode
+        clipped = torch.clamp(xf, torch.zeros_like(c), c)  # one kernel: tensor bounds on both sides
+        x_hat = _act_levels(mode, xf, clipped, c, n_steps, levels, thresholds, fp_mask, channel_dim, any_fp)
+        inside = xf == clipped  # 0 <= x <= clip
+        above = xf > clipped
+        if any_fp:
+            fp = channel_view(fp_mask, xf.dim(), channel_dim)
+            inside = inside | fp
+            above = above & ~fp
+        saved = [inside, above]
+        if probe is not None:
+            saved.append(xf - x_hat)
+        if probe_lower is not None:
+            low = _act_levels(
+                mode, xf, clipped, c, lower_n_steps, lower_levels, lower_thresholds, fp_mask, channel_dim, any_fp
+            )
+            saved.append(xf - low)
+        ctx.save_for_backward(*saved)
+        ctx.has_probe = probe is not None
+        ctx.has_probe_lower = probe_lower is not None
         ctx.channel_dim = channel_dim
         ctx.x_dtype = x.dtype
         ctx.clip_shape = clip.shape
-        if collect:
-            ctx.save_for_backward(
-                inside, above, xf, c, n_steps, levels, thresholds, fp_mask, lower_n_steps, lower_levels,
-                lower_thresholds,
-            )
-        else:
-            ctx.save_for_backward(inside, above)
         return x_hat.to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        saved = ctx.saved_tensors
+        saved = list(ctx.saved_tensors)
         inside, above = saved[0], saved[1]
         g = grad.float()
         grad_x = (g * inside).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        grad_clip = (g * above).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
+        grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
+        cdim = ctx.channel_dim
+        n = float(inside.numel() // inside.shape[cdim])
+        rest = saved[2:]
         sens = sens_lower = None
-        if ctx.collect:
-            xf, c, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thr = saved[2:]
-            cdim = ctx.channel_dim
-            n = float(xf.numel() // xf.shape[cdim])
-            if ctx.needs_input_grad[9]:
-                x_hat = _act_levels(ctx.mode, xf, c, n_steps, levels, thresholds, fp_mask, cdim)
-                sens = _sum_except((xf - x_hat) * g, cdim).abs() / n
-            if ctx.needs_input_grad[10]:
-                low = _act_levels(ctx.mode, xf, c, lower_n, lower_levels, lower_thr, fp_mask, cdim)
-                sens_lower = _sum_except((xf - low) * g, cdim).abs() / n
-        return (grad_x, grad_clip, None, None, None, None, None, None, None, sens, sens_lower, None, None)
+        if ctx.has_probe:
+            err = rest.pop(0)
+            sens = _sum_except(err * g, cdim).abs() / n
+        if ctx.has_probe_lower:
+            err_lower = rest.pop(0)
+            sens_lower = _sum_except(err_lower * g, cdim).abs() / n
+        return (grad_x, grad_clip, None, None, None, None, None, None, None, sens, sens_lower, None, None, None)
