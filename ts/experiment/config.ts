@@ -118,7 +118,7 @@ export function validateConfig(input: unknown): string[] {
       if (q.granularity !== undefined && !["GP", "LP", "CP"].includes(q.granularity as string)) p.push(`quant.granularity: ${JSON.stringify(q.granularity)} is not GP, LP or CP`);
       if (q.levels !== undefined && !LEVELS.includes(q.levels as LevelsMode)) p.push(`quant.levels: ${JSON.stringify(q.levels)} is not one of ${LEVELS.join(", ")}`);
       if (q.actMode !== undefined && !["uniform", "table"].includes(q.actMode as string)) p.push(`quant.actMode: ${JSON.stringify(q.actMode)} is not uniform or table`);
-      if (q.actBits !== undefined && isNum(q.actBits) && q.actBits < 1) p.push(`quant.actBits: activations need at least 1 bit`);
+      if (isNum(q.actBits) && q.actBits > 0 && q.actBits < 1) p.push(`quant.actBits: activations need at least 1 bit`);
     }
   }
   const init = c.init as Record<string, unknown> | undefined;

@@ -276,11 +276,11 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     } catch (err) {
       if (err instanceof WorkerRequestError && err.code === ErrorCode.ERROR_CODE_NON_FINITE) {
         const last = this.folder.latestCheckpoint();
-        const msg = `training diverged at epoch ${err.epoch || epoch}, step ${err.step}: ${err.message}. ` +
+        const msg = `training diverged at epoch ${epoch}, step ${err.step}: ${err.message}. ` +
           `The last good checkpoint is ${last ? this.folder.path(last.file) + ` (after epoch ${last.epoch})` : "none (the run had not finished an epoch)"}; ` +
           `continue with \`dmbq resume ${this.dir}\` (e.g. with --set optimizer.lr=<lower>).`;
-        this.folder.writeError({ message: msg, epoch: err.epoch || epoch, step: err.step, checkpoint: last?.file ?? null });
-        throw new RunFailedError(msg, this.dir, err.epoch || epoch, err.step, last?.file ?? null);
+        this.folder.writeError({ message: msg, epoch, step: err.step, checkpoint: last?.file ?? null });
+        throw new RunFailedError(msg, this.dir, epoch, err.step, last?.file ?? null);
       }
       throw err;
     } finally {

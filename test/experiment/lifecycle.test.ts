@@ -1,0 +1,68 @@
+// Whole runs against a real worker: kill and resume, divergence and recovery. Digits, on the CPU.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Experiment, RunFailedError, type ExperimentConfig, type EpochRecord, type RunResult } from "../../ts/experiment/index.js";
+import { waitFor } from "../support/eachTransport.js";
+
+const runsDir = mkdtempSync(join(tmpdir(), "dmbq-runs-"));
+const base: ExperimentConfig = {
+  name: "base", runsDir, model: "digits_cnn", dataset: { name: "digits" }, epochs: 5, seed: 7,
+  optimizer: { lr: 0.05 }, quant: { weightBits: 2, actBits: 2, granularity: "CP" }, progress: "none",
+};
+
+const metrics = (dir: string): EpochRecord[] =>
+  readFileSync(join(dir, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochRecord);
+
+describe("experiment lifecycle (real worker, digits)", function () {
+  this.timeout(300_000);
+
+  it("a run killed with SIGKILL mid-epoch resumes with `dmbq resume` and matches an uninterrupted run", async () => {
+    const straight = await Experiment.start({ ...base, name: "straight" });
+    const ref = await straight.result;
+
+    const cfgFile = join(runsDir, "killed.json");
+    writeFileSync(cfgFile, JSON.stringify({ ...base, name: "killed" }));
+    const dir = join(runsDir, "killed");
+    const child = spawn(process.execPath, ["bin/dmbq.mjs", "train", cfgFile], { stdio: ["ignore", "pipe", "pipe"] });
+    const progressed = await waitFor(() => existsSync(join(dir, "metrics.jsonl")) && metrics(dir).length >= 2, 120_000, 100);
+    assert.ok(progressed, "the run never finished two epochs");
+    await new Promise((r) => setTimeout(r, 700)); // into epoch 3
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+
+    const resumed = spawnSync(process.execPath, ["bin/dmbq.mjs", "resume", dir], { encoding: "utf8" });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    const rows = metrics(dir);
+    assert.deepEqual(rows.map((r) => r.epoch), [1, 2, 3, 4, 5], "each epoch exactly once");
+    const result = JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as RunResult;
+    assert.ok(Math.abs(result.top1 - ref.top1) <= 2.5, `resumed ${result.top1} vs uninterrupted ${ref.top1}`);
+    assert.ok(Math.abs(result.avgWBits - ref.avgWBits) <= 0.05 && Math.abs(result.avgABits - ref.avgABits) <= 0.05);
+  });
+
+  it("a non-finite loss stops the run naming epoch and step, keeps the last good checkpoint, and resume continues with a changed config", async () => {
+    const name = "diverge";
+    const ok = await Experiment.start({ ...base, name, epochs: 2, quant: undefined });
+    await ok.result;
+    const dir = ok.dir;
+    // Continue to 4 epochs with an absurd learning rate: it must blow up in epoch 3.
+    const bad = await Experiment.resume(dir, { epochs: 4, optimizer: { lr: 1e8 } });
+    await assert.rejects(bad.result, (e: unknown) => {
+      assert.ok(e instanceof RunFailedError, String(e));
+      assert.match((e as Error).message, /diverged at epoch 3, step \d+/);
+      assert.match((e as Error).message, /epoch-0002\.pt/);
+      return true;
+    });
+    assert.ok(existsSync(join(dir, "error.json")));
+    assert.ok(existsSync(join(dir, "checkpoints", "epoch-0002.pt")), "the last good checkpoint is kept");
+    const again = await Experiment.resume(dir, { epochs: 4, optimizer: { lr: 0.01 } });
+    const r = await again.result;
+    assert.equal(r.epochs, 4);
+    assert.ok(Number.isFinite(r.top1) && r.top1 > 50, `top1 ${r.top1}`);
+    assert.deepEqual(metrics(dir).map((m) => m.epoch), [1, 2, 3, 4]);
+    assert.ok(!existsSync(join(dir, "error.json")));
+  });
+});
+
