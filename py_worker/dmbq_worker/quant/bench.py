@@ -1,6 +1,7 @@
 """Micro-benchmark of one quantized conv layer: forward + backward time per step, as a markdown table.
 
     python -m dmbq_worker.quant.bench [--device cuda] [--compile] [--small]
+    python -m dmbq_worker.quant.bench --check      # the same small model on the GPU and the CPU agree
 
 Variants: plain nn.Conv2d; QuantConv2d in full precision (the fast path); mixed 1..4-bit weights with 2..4-bit
 uniform activations; the same with sensitivities + look-ahead + histograms collected; table-mode activations.
@@ -9,6 +10,7 @@ uniform activations; the same with sensitivities + look-ahead + histograms colle
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from typing import Callable
 
@@ -92,14 +94,61 @@ def bench_shape(
     return rows
 
 
+def check_against_cpu(device: torch.device) -> float:
+    """Same model, scheme and batches on `device` and on the CPU; returns the largest relative difference seen in
+    outputs, gradients, sensitivities and histograms (a correctness check of the device kernels)."""
+    torch.manual_seed(1)
+    base = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(16 * 36, 10))
+    xs = [torch.randn(4, 8, 6, 6) for _ in range(3)]
+    results = []
+    for dev in (torch.device("cpu"), device):
+        model = copy.deepcopy(base).to(dev)
+        layers = convert_model(model)
+        scheme = SchemeConfig(weight_tables=dict(WEIGHT_ALPHA), act_tables=dict(ACT_ALPHA))
+        r = np.random.default_rng(1)
+        for ref, mode in zip(layers, ("uniform", "table", "uniform")):
+            c_out, c_in = ref.module.weight_quant.out_channels, ref.module.act_quant.in_channels
+            scheme.layers[ref.name] = LayerQuantConfig(
+                r.integers(0, 9, c_out).astype(np.uint8), r.integers(1, 9, c_in).astype(np.uint8), mode  # type: ignore[arg-type]
+            )
+        apply_scheme(layers, scheme)
+        for ref in layers:
+            ref.module.act_quant.set_clip_(1.5)
+        collector = SensitivityCollector(layers, lookahead=True, histogram_bins=16)
+        collector.enable()
+        model.train()
+        outs = []
+        for x in xs:
+            y = model(x.to(dev))
+            y.square().mean().backward()
+            outs.append(y.detach().cpu().numpy())
+        grads = [p.grad.detach().cpu().numpy() for p in model.parameters() if p.grad is not None]
+        stats = collector.read()
+        flat = [*outs, *grads]
+        for s in stats.values():
+            flat += [s.weight_sensitivity, s.act_sensitivity, s.weight_sensitivity_lower, s.act_sensitivity_lower]
+            flat += [s.weight_hist[2], s.act_hist[2]]  # type: ignore[index]
+        results.append(flat)
+    worst = 0.0
+    for a, b in zip(*results):
+        scale = max(float(np.abs(a).max()), 1e-12)
+        worst = max(worst, float(np.abs(np.asarray(a) - np.asarray(b)).max()) / scale)
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile each model (inductor)")
     parser.add_argument("--small", action="store_true", help="CPU-sized shapes")
     parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--check", action="store_true", help="compare a small quantized model on --device vs CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.check:
+        print(f"{device} vs cpu: largest relative difference {check_against_cpu(device):.2e}")
+        return
     shapes = [(16, 16, 16)] if args.small else [(256, 64, 32), (128, 256, 14)]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}, torch {torch.__version__}, compile={args.compile}, best of 3 x {args.iters} steps")
