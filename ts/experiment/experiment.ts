@@ -334,7 +334,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const avg = averageBits(this.policy!, this.layers);
     const record: AllocationRecord = {
       epoch, avgWBits: avg.weight, avgABits: avg.act, frozen: this.policy!.weightFrozen && this.policy!.actFrozen,
-      layers: this.policy!.layers.map((l) => ({ name: l.name, weightBits: l.weightBits, actBits: l.actBits })),
+      layers: this.policy!.layers.map((l, i) => ({ name: l.name, weightBits: l.weightBits, actBits: this.sentActBits(i) })),
     };
     this.folder.appendAllocation(record);
     this.publish({ type: "allocation", record });
@@ -351,11 +351,16 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const layers: LayerScheme[] = this.policy!.layers.map((l, i) => ({
       name: l.name,
       weightBitsU8: Buffer.from(Uint8Array.from(l.weightBits)),
-      // The first layer sees the input image (signed, already 8-bit data): its activations stay as they are.
-      actBitsU8: this.layers[i]!.role === "first" || l.actBits.every((b) => b === 32) ? Buffer.alloc(0) : Buffer.from(Uint8Array.from(l.actBits)),
+      actBitsU8: this.sentActBits(i).every((b) => b === 32) ? Buffer.alloc(0) : Buffer.from(Uint8Array.from(this.sentActBits(i))),
       actMode: actMode === "table" ? ActMode.ACT_MODE_TABLE : ActMode.ACT_MODE_UNIFORM,
     }));
     return { layers, weightTables: this.tables.weight, actTables: this.tables.act };
+  }
+
+  /** The activation widths a layer really gets: the first layer sees the input image (signed, already 8-bit data), kept as it is. */
+  private sentActBits(i: number): number[] {
+    const bits = this.policy!.layers[i]!.actBits;
+    return this.layers[i]!.role === "first" ? bits.map(() => 32) : bits;
   }
 
   private async checkpoint(epoch: number, fpTop1: number | undefined): Promise<void> {
