@@ -10,7 +10,6 @@
  */
 import type { Distribution } from "./distribution.js";
 import { allocateCells, fillCellMoments, mseFromCells, type CellMoments } from "./cellError.js";
-import { patternValues } from "./levelSet.js";
 
 export class DmbqObjective {
   readonly n: number; // 2^M levels
@@ -20,11 +19,13 @@ export class DmbqObjective {
   readonly lsRhs: Float64Array; // r
   readonly sortedLevels: Float64Array;
   readonly cells: CellMoments;
-  private readonly values: Float64Array;
+  /** Signed levels of a symmetric law: the upper half of the cells determines the lower half (mirror images). */
+  readonly mirrored: boolean;
   private readonly order: Int32Array;
-  private readonly sortKeys: Float64Array;
-  private readonly sortWords: Uint32Array; // little-endian view: word 2k is the low half of key k
-  private readonly scratch = new Float64Array(6);
+  private readonly mergeValues: Float64Array;
+  private readonly mergePatterns: Int32Array;
+  private readonly scratch = new Float64Array(3);
+  private readonly atZero = new Float64Array(3);
   private readonly nonzero = new Int32Array(8);
   private readonly u = new Float64Array(8);
   private readonly z0: Float64Array;
@@ -39,35 +40,112 @@ export class DmbqObjective {
     this.lsMatrix = new Float64Array(bits * bits);
     this.lsRhs = new Float64Array(bits);
     this.sortedLevels = new Float64Array(this.n);
-    this.values = new Float64Array(this.n);
-    this.order = Int32Array.from({ length: this.n }, (_, k) => k);
-    this.sortKeys = new Float64Array(this.n);
-    this.sortWords = new Uint32Array(this.sortKeys.buffer);
+    this.order = new Int32Array(this.n);
+    this.mergeValues = new Float64Array(this.n);
+    this.mergePatterns = new Int32Array(this.n);
     this.cells = allocateCells(this.n);
     this.z0 = new Float64Array(this.n);
     this.z1 = new Float64Array(this.n);
     this.zr = new Float64Array(this.n);
+    // A symmetric law has no atom at 0 here (atoms only come from clamping at ±clip), so the mass up to 0 is
+    // exactly the lower half's.
+    this.mirrored = signed && dist.symmetric;
+    if (this.mirrored) dist.cumulativeMoments(0, this.atZero);
+  }
+
+  /**
+   * Sorted levels with their patterns, by merging instead of sorting: the level set of α_1..α_i is the merge of
+   * two shifted copies of the (already sorted) set of α_1..α_{i−1}, so 2^M·2 steps in all and no comparator sort.
+   */
+  private sortLevels(alpha: ArrayLike<number>): void {
+    const { bits, signed } = this;
+    // Ping-pong so that the last merge writes into sortedLevels/order.
+    let values = bits % 2 === 0 ? this.sortedLevels : this.mergeValues;
+    let patterns = bits % 2 === 0 ? this.order : this.mergePatterns;
+    let nextValues = bits % 2 === 0 ? this.mergeValues : this.sortedLevels;
+    let nextPatterns = bits % 2 === 0 ? this.mergePatterns : this.order;
+    values[0] = 0;
+    patterns[0] = 0;
+    let size = 1;
+    for (let i = 0; i < bits; i++) {
+      const a = alpha[i]!;
+      const down = signed ? -a : 0; // bit i = 0 (b = −1 signed, 0 unsigned)
+      const up = a; // bit i = 1
+      const bit = 1 << i;
+      let p = 0;
+      let q = 0;
+      let k = 0;
+      while (p < size && q < size) {
+        const lo = values[p]! + down;
+        const hi = values[q]! + up;
+        if (lo <= hi) {
+          nextValues[k] = lo;
+          nextPatterns[k++] = patterns[p++]!;
+        } else {
+          nextValues[k] = hi;
+          nextPatterns[k++] = patterns[q++]! | bit;
+        }
+      }
+      while (p < size) {
+        nextValues[k] = values[p]! + down;
+        nextPatterns[k++] = patterns[p++]!;
+      }
+      while (q < size) {
+        nextValues[k] = values[q]! + up;
+        nextPatterns[k++] = patterns[q++]! | bit;
+      }
+      size *= 2;
+      [values, nextValues] = [nextValues, values];
+      [patterns, nextPatterns] = [nextPatterns, patterns];
+    }
   }
 
   /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system (else call `derive()` later). */
   evaluate(alpha: ArrayLike<number>, derivatives = true): number {
     this.evaluations++;
-    const { n, values, order, sortedLevels, cells } = this;
-    patternValues(alpha, this.signed, values);
-    // Native numeric sort of keys that carry the pattern index in their lowest 8 mantissa bits (a 2^−44
-    // relative nudge: it can only swap sums equal to ~13 digits, which changes no cell). No comparator calls.
-    const keys = this.sortKeys;
-    const words = this.sortWords;
-    keys.set(values);
-    for (let k = 0; k < n; k++) words[2 * k] = (words[2 * k]! & ~0xff) | k;
-    keys.sort();
-    for (let c = 0; c < n; c++) order[c] = words[2 * c]! & 0xff;
-    for (let c = 0; c < n; c++) sortedLevels[c] = values[order[c]!]!;
-    fillCellMoments(this.dist, sortedLevels, cells, this.scratch);
-    const mse = mseFromCells(sortedLevels, cells);
+    const { n, sortedLevels, order, cells, dist } = this;
+    this.sortLevels(alpha);
+    let mse: number;
+    if (this.mirrored) {
+      // Level n−1−j is −level j and its pattern the complement: compute the upper half, mirror the rest.
+      const half = n >> 1;
+      const mask = n - 1;
+      for (let j = half; j < n; j++) {
+        sortedLevels[n - 1 - j] = -sortedLevels[j]!;
+        order[n - 1 - j] = order[j]! ^ mask;
+      }
+      const hi = this.scratch;
+      let lo0 = this.atZero[0]!;
+      let lo1 = this.atZero[1]!;
+      let lo2 = this.atZero[2]!;
+      let sum = 0;
+      for (let j = half; j < n; j++) {
+        const l = sortedLevels[j]!;
+        dist.cumulativeMoments(j + 1 < n ? (l + sortedLevels[j + 1]!) / 2 : Infinity, hi);
+        const m0 = hi[0]! - lo0;
+        const m1 = hi[1]! - lo1;
+        const m2 = hi[2]! - lo2;
+        lo0 = hi[0]!;
+        lo1 = hi[1]!;
+        lo2 = hi[2]!;
+        cells.m0[j] = m0;
+        cells.m1[j] = m1;
+        cells.m2[j] = m2;
+        cells.m0[n - 1 - j] = m0;
+        cells.m1[n - 1 - j] = -m1;
+        cells.m2[n - 1 - j] = m2;
+        sum += m2 - 2 * l * m1 + l * l * m0;
+      }
+      mse = Math.max(0, 2 * sum);
+    } else {
+      fillCellMoments(dist, sortedLevels, cells, this.scratchSix);
+      mse = mseFromCells(sortedLevels, cells);
+    }
     if (derivatives) this.derive();
     return mse;
   }
+
+  private readonly scratchSix = new Float64Array(6);
 
   /** Gradient, Hessian and LS system at the α of the last `evaluate`. */
   derive(): void {
@@ -109,12 +187,16 @@ export class DmbqObjective {
     // Curvature of the moving thresholds, lower triangle only, over the nonzero entries of u = s_j + s_{j+1}.
     const nonzero = this.nonzero;
     const u = this.u;
-    for (let j = 0; j + 1 < n; j++) {
+    // Mirrored: threshold n−2−j has the complemented patterns (u → −u, same uuᵀ) and the same density and gap,
+    // so the upper half counts twice; the middle threshold has u = 0.
+    const first = this.mirrored ? n >> 1 : 0;
+    const weight = this.mirrored ? 1 : 0.5;
+    for (let j = first; j + 1 < n; j++) {
       const gap = sortedLevels[j + 1]! - sortedLevels[j]!;
       if (gap === 0) continue;
       const density = this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
       if (density === 0) continue;
-      const w = 0.5 * density * gap;
+      const w = weight * density * gap;
       let count = 0;
       const pa = order[j]!;
       const pb = order[j + 1]!;
