@@ -96,3 +96,15 @@ def test_clip_from_the_first_batch() -> None:
     assert not lin.act_quant.init_clip_pending
     lin(x * 10)
     assert float(lin.act_quant.clip.detach()) == clip  # set once only
+
+
+def test_channels_last_inputs_quantize_like_contiguous_ones() -> None:
+    torch.manual_seed(7)
+    for mode in ("uniform", "table"):
+        conv, layers = conv_layer(3)
+        apply_scheme(layers, act_scheme("0", 2, [1, 2, 3], mode=mode))
+        conv.act_quant.set_clip_(1.0)
+        x = torch.randn(2, 3, 5, 5)
+        a = conv.act_quant(x)
+        b = conv.act_quant(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
