@@ -79,6 +79,8 @@ def decode_dmbq(data: bytes, source: str = "<bytes>") -> DmbqFile:
     (n,) = struct.unpack("<Q", data[:8])
     if n > MAX_HEADER_BYTES:
         raise DmbqFileError(f"{source}: not a .dmbq file (header length {n} bytes is implausible)")
+    if size > 8 and data[8:9] != b"{":
+        raise DmbqFileError(f"{source}: not a .dmbq file (no safetensors JSON header after the 8-byte length)")
     if 8 + n > size:
         raise DmbqFileError(f"{source}: truncated: the header needs {8 + n} bytes, the file has {size}")
     try:

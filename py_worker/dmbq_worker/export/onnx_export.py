@@ -3,6 +3,7 @@ with onnxruntime against the reference loader's predictions."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ def export_onnx(model: nn.Module, input_shape: list[int], out_path: str | Path) 
     """Write `model` (on CPU, eval mode) as ONNX with a dynamic batch axis; returns the file size in bytes."""
     model = model.cpu().eval()
     example = torch.zeros(2, *input_shape)
-    torch.onnx.export(
-        model, (example,), str(out_path), dynamo=False, opset_version=ONNX_OPSET,
-        input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
+    # The TorchScript exporter: it needs no onnxscript and gives plain opset-17 graphs of standard operators.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(out_path), dynamo=False, opset_version=ONNX_OPSET,
+            input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
     import onnx
 
     onnx.checker.check_model(str(out_path))
