@@ -101,10 +101,13 @@ class InputQuantizer(nn.Module):
         else:
             u = clipped / c
             cdim = nd + self.channel_dim_from_end
-            moved = u.movedim(cdim, -1).unsqueeze(-1)  # [..., C, 1]
-            idx = (self.midpoints < moved).sum(dim=-1, keepdim=True)  # [..., C, 1]: midpoints below u
+            # Explicit non-negative permutations: the ONNX exporter writes movedim's -1 into Transpose as is.
+            to_last = [d for d in range(nd) if d != cdim] + [cdim]
+            back = sorted(range(nd), key=lambda d: to_last[d])
+            moved = u.permute(to_last).unsqueeze(nd)  # [..., C, 1]
+            idx = (self.midpoints < moved).sum(dim=nd, keepdim=True)  # [..., C, 1]: midpoints below u
             rows = self.levels.expand(*moved.shape[:-1], self.levels.shape[1])
-            q = torch.gather(rows, -1, idx).squeeze(-1).movedim(-1, cdim) * c
+            q = torch.gather(rows, nd, idx).squeeze(nd).permute(back) * c
         if self.any_fp:
             q = torch.where(self._per_channel(self.fp_mask, nd), xf, q)
         return q.to(x.dtype)
