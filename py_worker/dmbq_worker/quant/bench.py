@@ -56,13 +56,29 @@ def _time_steps(step: Callable[[], None], device: torch.device, iters: int, repe
     return best
 
 
+def _kernel_ms(step: Callable[[], None], device: torch.device, iters: int) -> float:
+    """GPU kernel time per step (the profiler's sum of device time), in ms: the cost once launches are hidden
+    (a big model, CUDA graphs); NaN on the CPU."""
+    if device.type != "cuda":
+        return float("nan")
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            step()
+        torch.cuda.synchronize(device)
+    total_us = sum(e.self_device_time_total for e in prof.key_averages())
+    return total_us / iters / 1e3
+
+
 def bench_shape(
     n: int, c: int, hw: int, device: torch.device, compile_: bool, iters: int
-) -> list[tuple[str, float]]:
+) -> list[tuple[str, float, float]]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x = torch.randn(n, c, hw, hw, device=device).relu_()
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float, float]] = []
 
     def run(label: str, model: nn.Module) -> None:
         model.train()
@@ -73,7 +89,7 @@ def bench_shape(
             y = fn(x)
             y.backward(torch.ones_like(y))
 
-        rows.append((label, _time_steps(step, device, iters)))
+        rows.append((label, _time_steps(step, device, iters), _kernel_ms(step, device, iters)))
 
     run("nn.Conv2d", nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False)).to(device))
     for label, mode, collect in (
@@ -153,13 +169,13 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}, torch {torch.__version__}, compile={args.compile}, best of 3 x {args.iters} steps")
     print()
-    print("| shape N×C×H×W, 3×3 conv C→C | variant | fwd+bwd ms/step | × nn.Conv2d |")
-    print("|---|---|---|---|")
+    print("| shape N×C×H×W, 3×3 conv C→C | variant | fwd+bwd wall ms/step | × nn.Conv2d | GPU kernel ms/step | × nn.Conv2d |")
+    print("|---|---|---|---|---|---|")
     for n, c, hw in shapes:
         rows = bench_shape(n, c, hw, device, args.compile, args.iters)
-        base = rows[0][1]
-        for label, ms in rows:
-            print(f"| {n}×{c}×{hw}×{hw} | {label} | {ms:.3f} | {ms / base:.2f} |")
+        base, base_gpu = rows[0][1], rows[0][2]
+        for label, ms, gpu in rows:
+            print(f"| {n}×{c}×{hw}×{hw} | {label} | {ms:.3f} | {ms / base:.2f} | {gpu:.3f} | {gpu / base_gpu:.2f} |")
 
 
 if __name__ == "__main__":
