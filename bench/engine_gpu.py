@@ -96,6 +96,7 @@ def configure_request(args: argparse.Namespace, epochs: int) -> pb.Configure:
         model=pb.ModelSpec(name="resnet20"),
         dataset=pb.DatasetSpec(name="cifar10", path=args.data, batch_size=128, augment=True),
         schedule=pb.ScheduleSpec(epochs=epochs), seed=0, device="cuda", precision=args.precision,
+        compile=args.compile,
     )
 
 
@@ -118,6 +119,8 @@ def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: 
             assert any(len(s.weight_sensitivity_f32) for s in result.layers), "no sensitivities came back"
         if epoch >= args.warmup:
             seconds.append(dt)
+        else:
+            print(f"  {mode}: warm-up epoch {dt:.1f} s", flush=True)
         acc = result.train_accuracy
     assert svc._session is not None
     return Row(mode, seconds, result.steps, svc._session.trainer.graph_note, acc)
@@ -132,7 +135,7 @@ def run_plain_fp(args: argparse.Namespace) -> Row:
     total = args.warmup + args.epochs
     opt = TrainingOptimizer(model, OptimizerOptions("sgd", 0.1, 0.9, 1e-4, False, 1.0), device)
     trainer = Trainer(model, data, opt, LrSchedule("cosine", total, 0.1),
-                      LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, False), device)
+                      LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, args.compile), device)
     seconds: list[float] = []
     acc = 0.0
     for epoch in range(total):
@@ -153,6 +156,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs per mode")
     parser.add_argument("--eager", action="store_true", help="no CUDA graph (the plain eager loop)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (Configure.compile)")
+    parser.add_argument("--skip-extra", action="store_true",
+                        help="only the four required modes (no 'FP quant layers', no 'W2/A2 without sensitivities')")
     parser.add_argument("--json", default="", help="also write the rows here")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -165,6 +171,8 @@ def main() -> None:
         ("W2/A2 mixed 1-4, no sensitivities", "mixed", "mixed", False),
         ("W2/A2 mixed 1-4, sensitivities on", "mixed", "mixed", True),
     ]
+    if args.skip_extra:
+        modes = [m for m in modes if m[0] in ("W4/A4", "W2/A32", "W2/A2 mixed 1-4, sensitivities on")]
     rows = [run_plain_fp(args)]
     print(f"{rows[-1].mode}: {rows[-1].median:.3f} s/epoch ({rows[-1].note})", flush=True)
     for mode, w, a, sens in modes:
@@ -173,7 +181,8 @@ def main() -> None:
     base = rows[0].median
     print()
     print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
-          f"precision {args.precision}, {'eager' if args.eager else 'CUDA graph'}; median of {args.epochs} epochs "
+          f"precision {args.precision}, {'eager' if args.eager else 'CUDA graph'}"
+          f"{', torch.compile' if args.compile else ''}; median of {args.epochs} epochs "
           f"after {args.warmup} warm-up")
     print("| mode | s/epoch | ratio to FP | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- |")

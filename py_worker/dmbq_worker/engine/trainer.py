@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
+from torch import _dynamo as dynamo
 from torch import nn
 from torch.nn import functional as F
 
@@ -93,9 +94,13 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self._batches: Iterator[Batch] | None = None
-        self._forward: Callable[[torch.Tensor], torch.Tensor] = (
-            torch.compile(model) if opts.compile else model  # type: ignore[assignment]
-        )
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = model
+        if opts.compile:
+            # one session per worker: drop the previous session's compiled code; scheme and collection switches
+            # each add a guarded variant, so allow more than the default 8 before dynamo falls back to eager
+            dynamo.reset()
+            dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
+            self._forward = torch.compile(model)  # type: ignore[assignment]
         # device-side accumulators (reset per request, updated inside the step)
         self._loss_sum = torch.zeros((), device=device)
         self._correct = torch.zeros((), device=device)

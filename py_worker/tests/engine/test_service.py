@@ -139,3 +139,11 @@ def test_evaluate_split_is_validated() -> None:
     res = svc.evaluate(pb.Evaluate(split="test", max_batches=1), ctx)
     assert res.samples == 64 and 0 <= res.top1 <= res.top5 <= 1
     assert field_of(svc.evaluate, pb.Evaluate(split="val"), ctx) == "split"
+
+
+def test_compile_with_a_scheme_is_refused_naming_the_field() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    req = small_digits()
+    req.compile = True
+    cfg = svc.configure(req, ctx)  # FP: allowed
+    assert field_of(svc.update_scheme, pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx) == "compile"
