@@ -141,10 +141,9 @@ def load_dmbq_file(path: str | Path, *, device: str | torch.device = "cpu", allo
                 tables=act_tables,
             )
             wrappers.append((lname, act))
-    fp_keys = _field(header, "fp_tensors", list, source)
-    for key in fp_keys:
+    for key in (name[len("fp/"):] for name in f.tensors if name.startswith("fp/")):
         if key not in state:
-            raise DmbqFileError(f"{source}: header.fp_tensors names {key!r}, which the model does not have")
+            raise DmbqFileError(f"{source}: tensor 'fp/{key}' names {key!r}, which the model does not have")
         new_state[key] = torch.from_numpy(_tensor(f, f"fp/{key}", source, tuple(state[key].shape))).to(state[key].dtype)
     missing = [k for k in state if k not in new_state and not k.endswith("num_batches_tracked")]
     if missing:

@@ -187,14 +187,12 @@ def export_model(
     for b in sorted(shared_act_bits):
         put(f"table/act/{b}", np.asarray(scheme.act_tables[b], dtype=np.float32), "tables_and_scales")
 
-    fp_keys: list[str] = []
     for key, t in state.items():
         if any(mark in f".{key}" for mark in QUANT_STATE_MARKERS) or key in stored_weights:
             continue
         if not t.is_floating_point():
             continue  # BN's num_batches_tracked: a training counter, not needed to run the model
         put(f"fp/{key}", t.float().numpy(), "full_precision", key.rsplit(".", 1)[0])
-        fp_keys.append(key)
 
     sizes = Counter[str]()
     per_layer: dict[str, Counter[str]] = {}
@@ -213,13 +211,11 @@ def export_model(
         "run": run,
         "scheme": {"weight_bits_used": sorted({int(b) for e in layers for b in e["weight_bits_histogram"]})},
         "layers": layers,
-        "fp_tensors": fp_keys,
         "sizes": {
             "bit_planes": sizes["bit_planes"], "tables_and_scales": sizes["tables_and_scales"],
             "full_precision": sizes["full_precision"], "fp32_model": fp32,
         },
-        "planes_layout": "per layer: channel after channel, plane i = b_i of alpha_i (descending), "
-                         "K weights each; packbits little-endian, one stream padded at its end",
+        "planes_layout": "channel-major, plane i = b_i of alpha_i, packbits little-endian",
     }
     file_bytes = write_dmbq(out_path, header, tensors)
     data_bytes = sum(a.nbytes for a in tensors.values())

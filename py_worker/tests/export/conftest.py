@@ -1,97 +1,20 @@
-"""A real (small) run folder for the export tests: the digits CNN trained a few epochs through the service."""
+"""Fixtures of the export tests: a real run folder (digits_run.py) and its exported file."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from dmbq_worker.engine.service import TrainingService
-from dmbq_worker.proto import dmbq_pb2 as pb
+from tests.export.digits_run import DigitsRun, make_digits_run
 
 torch.set_num_threads(2)
-
-LAPLACE = {1: [1.0], 2: [1.5936, 1.0], 3: [1.896, 1.4348, 0.8303]}
-
-
-class _Context:
-    request_id = 1
-
-    def progress(self, event: pb.Progress) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
-def f32(values: list[float]) -> bytes:
-    return np.asarray(values, dtype="<f4").tobytes()
-
-
-def mixed_scheme(layers: list[pb.LayerInfo]) -> pb.QuantScheme:
-    """8-bit first/last layers; body at 2 bits with a few 3-bit, 1-bit, pruned (0) and full-precision (32)
-    channels, so that every storage path of the format is exercised; 2-bit uniform activations."""
-    scheme = pb.QuantScheme()
-    for info in layers:
-        edge = info.role in (pb.LAYER_ROLE_FIRST, pb.LAYER_ROLE_LAST)
-        wbits = np.full(info.out_channels, 8 if edge else 2, np.uint8)
-        abits = np.full(info.in_channels, 8 if edge else 2, np.uint8)
-        if not edge:
-            wbits[:3] = [3, 0, 32]
-            wbits[3] = 1
-            abits[:2] = [3, 32]
-        scheme.layers.append(pb.LayerScheme(
-            name=info.name, weight_bits_u8=wbits.tobytes(),
-            act_bits_u8=b"" if info.role == pb.LAYER_ROLE_FIRST else abits.tobytes(),
-            act_mode=pb.ACT_MODE_UNIFORM,
-        ))
-    for bits, alpha in LAPLACE.items():
-        scheme.weight_tables.append(pb.LevelTable(bits=bits, alpha_f32=f32(alpha)))
-    for bits in (7, 8):
-        scheme.weight_tables.append(pb.LevelTable(bits=bits, alpha_f32=f32([1.6 * 2.0 ** (-i) for i in range(bits)])))
-    return scheme
-
-
-@dataclass(frozen=True)
-class DigitsRun:
-    dir: Path
-    top1: float  # percent, the service's evaluation at the end of training
-    logits: torch.Tensor  # the trained model's test-set logits (eval mode)
 
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
-    run_dir = tmp_path_factory.mktemp("runs") / "digits-w2a2"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    svc, ctx = TrainingService(), _Context()
-    req = pb.Configure(
-        model=pb.ModelSpec(name="digits_cnn"), dataset=pb.DatasetSpec(name="digits", augment=True),
-        optimizer=pb.OptimizerSpec(lr=0.05), schedule=pb.ScheduleSpec(epochs=3), seed=0, device="cpu",
-    )
-    cfg = svc.configure(req, ctx)
-    svc.update_scheme(pb.UpdateScheme(scheme=mixed_scheme(list(cfg.layers))), ctx)
-    for _ in range(3):
-        svc.run(pb.Run(), ctx)
-    ev = svc.evaluate(pb.Evaluate(split="test"), ctx)
-    ckpt = "checkpoints/epoch-0003.pt"
-    svc.save_checkpoint(pb.SaveCheckpoint(path=str(run_dir / ckpt)), ctx)
-    session = svc._session  # noqa: SLF001 - the test reads the trained model's outputs to compare with the file
-    assert session is not None
-    session.model.eval()
-    with torch.no_grad():
-        logits = torch.cat([session.model(x) for x, _ in session.data.eval_batches("test", 512)])
-    config = {"name": "digits-w2a2", "model": "digits_cnn", "dataset": {"name": "digits"}, "epochs": 3,
-              "quant": {"weightBits": 2, "actBits": 2, "levels": "laplace"}}
-    (run_dir / "config.json").write_text(json.dumps(config))
-    (run_dir / "checkpoints" / "latest.json").write_text(json.dumps(
-        {"epoch": 3, "file": ckpt, "policy": None, "levels": None, "savedAt": "2026-01-01T00:00:00Z"}))
-    result = {"name": "digits-w2a2", "model": "digits_cnn", "dataset": "digits", "top1": ev.top1 * 100, "epochs": 3}
-    (run_dir / "result.json").write_text(json.dumps(result))
-    return DigitsRun(dir=run_dir, top1=ev.top1 * 100, logits=logits)
+    return make_digits_run(tmp_path_factory.mktemp("runs") / "digits-w2a2", epochs=3)
 
 
 @pytest.fixture(scope="session")

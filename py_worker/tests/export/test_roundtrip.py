@@ -22,13 +22,13 @@ from dmbq_worker.export.writer import build_quantized
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.quant import ActQuantizer, apply_scheme, scheme_from_proto
 from dmbq_worker.quant.levels import FP_BITS
-from tests.export.conftest import DigitsRun
+from tests.export.digits_run import DigitsRun
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _trained_model(run: DigitsRun) -> nn.Module:
-    payload = load_checkpoint_file(str(run.dir / "checkpoints" / "epoch-0003.pt"))
+    payload = load_checkpoint_file(str(run.dir / run.checkpoint))
     model, refs, _ = build_quantized("digits_cnn", "", 10, 1, [1, 8, 8], payload["model"])
     apply_scheme(refs, scheme_from_proto(pb.QuantScheme.FromString(tensor_to_bytes(payload["scheme"]))))
     model.load_state_dict(payload["model"])
