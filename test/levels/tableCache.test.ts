@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CACHE_BEAM_WIDTH } from "../../ts/levels/tableCache.js";
+import { CACHE_BEAM_WIDTH, CACHE_POLISH_ROUNDS } from "../../ts/levels/tableCache.js";
 import { cachedLevels, clearLevelCache, law, levelCacheSolveCount, nonNegativeLaw, solveLevels } from "../../ts/levels/index.js";
 
 describe("levels/tableCache", () => {
@@ -19,8 +19,10 @@ describe("levels/tableCache", () => {
   });
 
   it("cached tables equal fresh solves; unsigned ones are fitted to |X|", () => {
-    assert.deepEqual(cachedLevels("gaussian", 2, true).alpha, solveLevels(law("gaussian"), 2, { beamWidth: CACHE_BEAM_WIDTH }).alpha);
-    const unsigned = solveLevels(nonNegativeLaw("laplace"), 2, { signed: false, beamWidth: CACHE_BEAM_WIDTH });
+    const wide = { beamWidth: CACHE_BEAM_WIDTH, polishRounds: CACHE_POLISH_ROUNDS };
+    assert.deepEqual(cachedLevels("gaussian", 2, true).alpha, solveLevels(law("gaussian"), 2, wide).alpha);
+    assert.deepEqual(cachedLevels("gaussian", 5, true).alpha, solveLevels(law("gaussian"), 5, wide).alpha);
+    const unsigned = solveLevels(nonNegativeLaw("laplace"), 2, { signed: false, ...wide });
     assert.deepEqual(cachedLevels("laplace", 2, false).alpha, unsigned.alpha);
     assert.deepEqual(cachedLevels("exponential", 2, false).alpha, cachedLevels("laplace", 2, false).alpha);
   });

@@ -26,7 +26,6 @@ export class DmbqObjective {
   private readonly mergePatterns: Int32Array;
   private readonly scratch = new Float64Array(3);
   private readonly atZero = new Float64Array(3);
-  private readonly nonzero = new Int32Array(8);
   private readonly u = new Float64Array(8);
   private readonly z0: Float64Array;
   private readonly z1: Float64Array;
@@ -184,38 +183,29 @@ export class DmbqObjective {
       }
     }
     for (let i = 0; i < bits * bits; i++) h[i] = 2 * a[i]!;
-    // Curvature of the moving thresholds, lower triangle only, over the nonzero entries of u = s_j + s_{j+1}.
-    const nonzero = this.nonzero;
-    const u = this.u;
+    // Curvature of the moving thresholds, lower triangle only: −½ Σ_j p(t_j) Δ_j u_j u_jᵀ with u = s_j + s_{j+1}.
+    // Signed: u_i = 2(b_i + b'_i − 1) ∈ {−2, 0, 2}; unsigned: u_i = b_i + b'_i. A branch-free row of u per threshold.
     // Mirrored: threshold n−2−j has the complemented patterns (u → −u, same uuᵀ) and the same density and gap,
     // so the upper half counts twice; the middle threshold has u = 0.
+    const u = this.u;
     const first = this.mirrored ? n >> 1 : 0;
     const weight = this.mirrored ? 1 : 0.5;
+    const scale = signed ? 4 : 1; // u = 2·(b + b' − 1) signed: the 2² goes into the weight
+    const shift = signed ? 1 : 0;
     for (let j = first; j + 1 < n; j++) {
       const gap = sortedLevels[j + 1]! - sortedLevels[j]!;
       if (gap === 0) continue;
       const density = this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
       if (density === 0) continue;
-      const w = weight * density * gap;
-      let count = 0;
+      const w = weight * scale * density * gap;
       const pa = order[j]!;
       const pb = order[j + 1]!;
+      for (let i = 0; i < bits; i++) u[i] = ((pa >> i) & 1) + ((pb >> i) & 1) - shift;
       for (let i = 0; i < bits; i++) {
-        const ba = (pa >> i) & 1;
-        const bb = (pb >> i) & 1;
-        const ui = signed ? 2 * (ba + bb) - 2 : ba + bb;
-        if (ui !== 0) {
-          u[count] = ui;
-          nonzero[count++] = i;
-        }
-      }
-      for (let p = 0; p < count; p++) {
-        const row = nonzero[p]! * bits;
-        const wu = w * u[p]!;
-        for (let q = 0; q <= p; q++) {
-          const at = row + nonzero[q]!;
-          h[at] = h[at]! - wu * u[q]!;
-        }
+        const wu = w * u[i]!;
+        if (wu === 0) continue;
+        const row = i * bits;
+        for (let k = 0; k <= i; k++) h[row + k] = h[row + k]! - wu * u[k]!;
       }
     }
     for (let i = 0; i < bits; i++) for (let k = 0; k < i; k++) h[k * bits + i] = h[i * bits + k]!;

@@ -50,11 +50,22 @@ export interface SolveOptions {
    * Larger is slower and searches wider; the bench compares default and wide beams against random restarts.
    */
   beamWidth?: number;
+  /**
+   * Rounds of basin hopping at each reported M (default 0): from the best minimum, every move α_i ← r·α_j
+   * (r ∈ {½, ≈1, 2}) is screened and the best few converged; rounds repeat while they find a lower minimum.
+   * It does not feed the beam, so `solveLevels(d, M)` equals `solveLevelsAllBits(d, ·)[M − 1]` for the same options.
+   */
+  polishRounds?: number;
 }
 
 const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+/** Moves of the basin hopping: a new α_i at half, nearly equal to, or double another α_j. */
+const HOP_RATIOS = [0.5, 1.02, 2];
+const HOPS_CONVERGED = 2;
 const SCREEN_ITERATIONS = 3;
+const CONVERGE_ITERATIONS = 200;
 const DEFAULT_BEAM_WIDTH = 6;
+const DEFAULT_POLISH_ROUNDS = 0;
 
 function now(): number {
   return globalThis.performance !== undefined ? globalThis.performance.now() : Date.now();
@@ -64,40 +75,54 @@ function descendingAbs(alpha: ArrayLike<number>): number[] {
   return Array.from(alpha, Math.abs).sort((a, b) => b - a);
 }
 
-/** Insert `value` at `rank` of a descending α. */
-function inserted(alpha: number[], rank: number, value: number): number[] {
-  return [...alpha.slice(0, rank), value, ...alpha.slice(rank)];
+/** `alpha` with `value` added, descending. */
+function withValue(alpha: number[], value: number): number[] {
+  return [...alpha, value].sort((a, b) => b - a);
+}
+
+/** The uniform grid and geometric α shapes, all with the clip Σα of the best uniform grid. */
+function shapeStarts(bits: number, uniformAlpha: number[]): number[][] {
+  const starts: number[][] = [uniformAlpha];
+  const clip = uniformAlpha.reduce((s, v) => s + v, 0);
+  const scaled = (shape: number[]): number[] => {
+    const total = shape.reduce((s, v) => s + v, 0);
+    return shape.map((v) => (v * clip) / total);
+  };
+  for (const ratio of GEOMETRIC_RATIOS) starts.push(scaled(Array.from({ length: bits }, (_, i) => ratio ** i)));
+  return starts;
+}
+
+/**
+ * Continuation starts for M bits from one (M−1)-bit local minimum `p` (descending): the new α between each pair of
+ * neighbours (geometric mean, or close to one of them), above the top, below the bottom (down to the LBG split,
+ * every level becoming a close pair).
+ */
+function insertionStarts(p: number[]): number[][] {
+  const values: number[] = [1.5 * p[0]!, 1.05 * p[0]!, 0.5 * p[p.length - 1]!, 0.95 * p[p.length - 1]!, 1e-3 * p[p.length - 1]!];
+  for (let rank = 1; rank < p.length; rank++) {
+    const above = p[rank - 1]!;
+    const below = p[rank]!;
+    values.push(Math.sqrt(above * below), 0.9 * above, 1.1 * below);
+  }
+  return values.map((v) => withValue(p, v));
+}
+
+/** Keeps the first of starts equal to 12 digits (insertions from different ranks often coincide). */
+function distinctStarts(starts: number[][]): number[][] {
+  const seen = new Set<string>();
+  return starts.filter((s) => {
+    const key = s.map((v) => v.toPrecision(12)).join(",");
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Starting points for M bits given the best (M−1)-bit local minima (empty for M = 1). */
-function startsFor(bits: number, signed: boolean, beam: number[][], uniformAlpha: number[]): number[][] {
-  const starts: number[][] = [uniformAlpha];
-  const clip = uniformAlpha.reduce((s, v) => s + v, 0);
-  for (const ratio of GEOMETRIC_RATIOS) {
-    const shape = Array.from({ length: bits }, (_, i) => ratio ** i);
-    const total = shape.reduce((s, v) => s + v, 0);
-    starts.push(shape.map((v) => (v * clip) / total)); // same clip Σα as the uniform grid
-  }
-  for (const p of beam) {
-    for (let rank = 0; rank <= p.length; rank++) {
-      const above = rank > 0 ? p[rank - 1]! : undefined;
-      const below = rank < p.length ? p[rank]! : undefined;
-      if (above !== undefined && below !== undefined) {
-        starts.push(inserted(p, rank, Math.sqrt(above * below)));
-        // Near-duplicates of a neighbour: optima often hold close pairs of α (two bits sharing one scale).
-        starts.push(inserted(p, rank, 0.9 * above));
-        starts.push(inserted(p, rank, 1.1 * below));
-      } else if (below !== undefined) {
-        starts.push(inserted(p, rank, 1.5 * below));
-        starts.push(inserted(p, rank, 1.05 * below));
-      } else {
-        starts.push(inserted(p, rank, 0.5 * above!));
-        starts.push(inserted(p, rank, 0.95 * above!));
-        starts.push(inserted(p, rank, 1e-3 * above!)); // LBG split: every level becomes a close pair
-      }
-    }
-  }
-  return starts;
+function startsFor(bits: number, beam: number[][], uniformAlpha: number[]): number[][] {
+  const starts = shapeStarts(bits, uniformAlpha);
+  for (const p of beam) starts.push(...insertionStarts(p));
+  return distinctStarts(starts);
 }
 
 interface Optimum {
@@ -112,7 +137,15 @@ function sameMinimum(a: LocalResult, b: LocalResult): boolean {
   return x.every((v, i) => Math.abs(v - y[i]!) <= 1e-6 * Math.max(1e-12, Math.abs(v)));
 }
 
-function solveOneM(objective: DmbqObjective, starts: number[][], beamWidth: number): Optimum {
+/** Adds `r` to `minima` unless it is one of them; true when it is new. */
+function addMinimum(minima: LocalResult[], r: LocalResult): boolean {
+  if (minima.some((m) => sameMinimum(m, r))) return false;
+  minima.push(r);
+  return true;
+}
+
+/** Screens every start with a few local steps and converges the `keep` most promising. */
+function screenAndConverge(objective: DmbqObjective, starts: number[][], keep: number, minima: LocalResult[]): number {
   let iterations = 0;
   const screened = starts.map((s) => {
     const r = localMinimize(objective, s, SCREEN_ITERATIONS);
@@ -120,14 +153,50 @@ function solveOneM(objective: DmbqObjective, starts: number[][], beamWidth: numb
     return r;
   });
   screened.sort((a, b) => a.mse - b.mse);
-  const minima: LocalResult[] = [];
-  for (const candidate of screened.slice(0, 2 * beamWidth)) {
-    const r = localMinimize(objective, candidate.alpha, 200);
+  for (const candidate of screened.slice(0, keep)) {
+    const r = localMinimize(objective, candidate.alpha, CONVERGE_ITERATIONS);
     iterations += r.iterations;
-    if (!minima.some((m) => sameMinimum(m, r))) minima.push(r);
+    addMinimum(minima, r);
   }
   minima.sort((a, b) => a.mse - b.mse);
+  return iterations;
+}
+
+/** Basin-hopping moves from a local minimum: α_i ← r·α_j for every i ≠ j and r in HOP_RATIOS. */
+function hopStarts(alpha: number[]): number[][] {
+  const starts: number[][] = [];
+  for (let i = 0; i < alpha.length; i++) {
+    for (let j = 0; j < alpha.length; j++) {
+      if (i === j) continue;
+      for (const r of HOP_RATIOS) {
+        const moved = [...alpha];
+        moved[i] = r * alpha[j]!;
+        starts.push(moved.sort((a, b) => b - a));
+      }
+    }
+  }
+  return distinctStarts(starts);
+}
+
+function solveOneM(objective: DmbqObjective, starts: number[][], beamWidth: number): Optimum {
+  const minima: LocalResult[] = [];
+  const iterations = screenAndConverge(objective, starts, 2 * beamWidth, minima);
   return { minima: minima.slice(0, beamWidth), iterations };
+}
+
+/**
+ * Basin hopping from the best minimum: continuation alone misses minima whose (M−1)-bit parent is not in the beam;
+ * moving one α onto another's scale (equal, half, double) reaches neighbouring order types. Returns the best found.
+ */
+function polish(objective: DmbqObjective, found: LocalResult[], rounds: number): Optimum {
+  const minima = [...found];
+  let iterations = 0;
+  for (let round = 0; round < rounds && objective.bits >= 3; round++) {
+    const best = minima[0]!.mse;
+    iterations += screenAndConverge(objective, hopStarts(descendingAbs(minima[0]!.alpha)), HOPS_CONVERGED, minima);
+    if (!(minima[0]!.mse < best * (1 - 1e-12))) break;
+  }
+  return { minima, iterations };
 }
 
 function checkSignedness(dist: Distribution, signed: boolean): void {
@@ -150,6 +219,8 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
   checkSignedness(dist, signed);
   const beamWidth = opts.beamWidth ?? DEFAULT_BEAM_WIDTH;
   if (!Number.isInteger(beamWidth) || beamWidth < 1) throw new RangeError(`solveLevels: beamWidth must be an integer >= 1, got ${beamWidth}`);
+  const polishRounds = opts.polishRounds ?? DEFAULT_POLISH_ROUNDS;
+  if (!Number.isInteger(polishRounds) || polishRounds < 0) throw new RangeError(`solveLevels: polishRounds must be an integer >= 0, got ${polishRounds}`);
   const t0 = now();
   const out: LevelSolution[] = [];
   let beam: number[][] = [];
@@ -157,7 +228,7 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
   for (let bits = 1; bits <= maxBits; bits++) {
     const objective = new DmbqObjective(dist, bits, signed);
     const uniform = bestUniformGrid(dist, bits, signed);
-    const starts = startsFor(bits, signed, beam, uniform.alpha);
+    const starts = startsFor(bits, beam, uniform.alpha);
     if (bits === maxBits && opts.extraStarts !== undefined) {
       for (const [i, s] of opts.extraStarts.entries()) {
         if (s.length !== bits || !s.every(Number.isFinite)) throw new RangeError(`solveLevels: extraStarts[${i}] must be ${bits} finite numbers`);
@@ -166,10 +237,12 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
     }
     const { minima, iterations: used } = solveOneM(objective, starts, beamWidth);
     iterations += used;
-    const result = minima[0]!;
-    const alpha = descendingAbs(result.alpha);
     beam = minima.map((m) => descendingAbs(m.alpha));
     if (!boundsForAll && bits < maxBits) continue; // only the seed is needed from lower M
+    const polished = polish(objective, minima, polishRounds);
+    iterations += polished.iterations;
+    const result = polished.minima[0]!;
+    const alpha = descendingAbs(result.alpha);
     const levels = levelsFromAlpha(alpha, signed);
     const lm = lloydMax(dist, levels.length, uniform.levels);
     out.push({
