@@ -117,12 +117,38 @@ describe("levels/solveLevels", () => {
     );
   });
 
+  it("the default solve equals a much wider search (beam 24 + 3 rounds of basin hopping) for M ≤ 5, every law", () => {
+    for (const [name, signed] of CASES) {
+      const dist = signed ? law(name) : nonNegativeLaw(name);
+      const wide = solveLevelsAllBits(dist, 5, { signed, beamWidth: 24, polishRounds: 3 });
+      for (const w of wide) {
+        const d = tablesOf(name, signed)[w.bits - 1]!;
+        assert.ok(d.mse <= w.mse * (1 + 1e-9), `${name} ${signed ? "signed" : "unsigned"} M=${w.bits}: default ${d.mse} > wide ${w.mse}`);
+      }
+    }
+  });
+
+  it("basin hopping never returns a worse minimum, and solveLevels(M) is row M of solveLevelsAllBits", () => {
+    const opts = { polishRounds: 1 };
+    const polished = solveLevelsAllBits(law("gaussian"), 7, opts);
+    const plain = tablesOf("gaussian", true);
+    for (const p of polished) {
+      assert.ok(p.mse <= plain[p.bits - 1]!.mse * (1 + 1e-12), `M=${p.bits}: polished ${p.mse} > plain ${plain[p.bits - 1]!.mse}`);
+      assert.ok(p.gradientNorm <= 1e-6 * Math.max(p.mse, 1e-3));
+    }
+    // At M = 7 the hop moves find a lower minimum than the continuation (so the option is not a no-op).
+    assert.ok(polished[6]!.mse < plain[6]!.mse * (1 - 1e-6), `M=7: polish ${polished[6]!.mse} vs plain ${plain[6]!.mse}`);
+    assert.deepEqual(solveLevels(law("gaussian"), 7, opts).alpha, polished[6]!.alpha);
+  });
+
   it("rejects bad arguments, naming them", () => {
     assert.throws(() => solveLevels(law("laplace"), 0), /bits must be an integer in 1\.\.8, got 0/);
     assert.throws(() => solveLevels(law("laplace"), 9), /bits must be an integer in 1\.\.8, got 9/);
     assert.throws(() => solveLevels(law("laplace"), 2.5), /bits/);
     assert.throws(() => solveLevels(law("gaussian"), 3, { signed: false }), /unsigned levels .* need a law on \[0, ∞\)/);
     assert.throws(() => solveLevels(law("gaussian"), 3, { extraStarts: [[1, 2]] }), /extraStarts\[0\]/);
+    assert.throws(() => solveLevels(law("gaussian"), 3, { polishRounds: -1 }), /polishRounds must be an integer >= 0, got -1/);
+    assert.throws(() => solveLevels(law("gaussian"), 3, { beamWidth: 0 }), /beamWidth must be an integer >= 1, got 0/);
     assert.throws(() => levelsFromAlpha([], true), /alpha must have 1\.\.8 entries/);
   });
 });
