@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from dmbq_worker.export import DmbqFileError, load_dmbq, read_dmbq
 from dmbq_worker.export.container import encode_dmbq
 
 
-def _rewrite_header(data: bytes, edit: callable) -> bytes:  # type: ignore[valid-type]
+def _rewrite_header(data: bytes, edit: Callable[[dict], None]) -> bytes:
     """Change our JSON header inside the safetensors index, keeping the stored digest (as a tamperer would)."""
     (n,) = struct.unpack("<Q", data[:8])
     index = json.loads(data[8 : 8 + n])
