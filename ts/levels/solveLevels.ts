@@ -5,7 +5,7 @@
  *    (geometric mean of its neighbours, or a near-duplicate of one: optima hold close pairs of α; the last rank
  *    with a tiny value is the LBG split, every level becoming a close pair);
  *  - the best uniform grid (so the result is never worse than it) and a family of geometric ratios.
- * Every start gets a few local steps; the 2·beamWidth most promising are converged, and the distinct minima
+ * Every start gets two local steps; the 2·beamWidth most promising are converged, and the distinct minima
  * found become the beam for M+1. The result is checked: gradient norm, and Lloyd–Max ≤ DMBQ ≤ uniform.
  */
 import type { Distribution } from "./distribution.js";
@@ -62,7 +62,7 @@ const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /** Moves of the basin hopping: a new α_i at half, nearly equal to, or double another α_j. */
 const HOP_RATIOS = [0.5, 1.02, 2];
 const HOPS_CONVERGED = 2;
-const SCREEN_ITERATIONS = 3;
+const SCREEN_ITERATIONS = 2; // ranks starts as well as 3 did (same minima for every law, M ≤ 8), at ~20% less time
 const CONVERGE_ITERATIONS = 200;
 const DEFAULT_BEAM_WIDTH = 6;
 const DEFAULT_POLISH_ROUNDS = 0;
