@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from safetensors.numpy import save as safetensors_save
 
 FORMAT_NAME = "dmbq-model"
 FORMAT_VERSION = 1
@@ -47,17 +46,37 @@ def content_digest(header_json: str, tensors: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+_DTYPE_NAMES = {"|u1": "U8", "<f4": "F32"}
+
+
 def encode_dmbq(header: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> bytes:
-    """The bytes of a .dmbq file holding `header` (JSON-serializable) and `tensors` (u8 / f32 arrays)."""
+    """The bytes of a .dmbq file holding `header` (JSON-serializable) and `tensors` (u8 / f32 arrays).
+
+    Written here rather than by safetensors.numpy.save so that the same model always gives the same bytes (the
+    library orders __metadata__ keys as a hash map does, which changes from process to process); the result is
+    a standard safetensors file (tests read it back with the safetensors package)."""
     header_json = json.dumps(header, separators=(",", ":"), sort_keys=True)
     arrays: dict[str, np.ndarray] = {}
     for name, t in tensors.items():
+        if name == "__metadata__":
+            raise ValueError("tensor name '__metadata__' is reserved by safetensors")
         a = np.ascontiguousarray(t)
-        if a.dtype.str not in ("|u1", "<f4"):
+        if a.dtype.str not in _DTYPE_NAMES:
             raise ValueError(f"tensor {name!r}: dtype {a.dtype} is not stored (uint8 or float32 only)")
         arrays[name] = a
-    meta = {HEADER_KEY: header_json, DIGEST_KEY: content_digest(header_json, arrays)}
-    return bytes(safetensors_save(arrays, metadata=meta))
+    index: dict[str, Any] = {
+        "__metadata__": {HEADER_KEY: header_json, DIGEST_KEY: content_digest(header_json, arrays)}
+    }
+    offset = 0
+    for name in sorted(arrays):
+        a = arrays[name]
+        index[name] = {"dtype": _DTYPE_NAMES[a.dtype.str], "shape": list(a.shape),
+                       "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+    raw = json.dumps(index, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header with spaces to 8-byte alignment
+    body = b"".join(arrays[name].tobytes() for name in sorted(arrays))
+    return struct.pack("<Q", len(raw)) + raw + body
 
 
 def write_dmbq(path: str | Path, header: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> int:

@@ -94,3 +94,14 @@ def test_consistent_but_wrong_content_is_refused(digits_file: Path, tmp_path: Pa
     bad.write_bytes(encode_dmbq(header, f.tensors))
     with pytest.raises(DmbqFileError, match="allow_factory=True"):
         load_dmbq(bad)
+
+
+def test_a_dmbq_file_is_a_standard_safetensors_file(digits_file: Path) -> None:
+    from safetensors import safe_open
+
+    ours = read_dmbq(digits_file)
+    with safe_open(str(digits_file), framework="numpy") as f:
+        assert json.loads(f.metadata()["dmbq"]) == ours.header
+        assert set(f.keys()) == set(ours.tensors)
+        for name in f.keys():
+            np.testing.assert_array_equal(f.get_tensor(name), ours.tensors[name])
