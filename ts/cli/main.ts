@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `dmbq` command line.
+import { exportCommand } from "./export.js";
+import { inspectCommand } from "./inspect.js";
 import { levelsCommand } from "./levels.js";
 import { reportCommand } from "./report.js";
 import { resumeCommand, trainCommand } from "./train.js";
@@ -11,6 +13,8 @@ const USAGE = `usage: dmbq <command> [options]
   resume RUN_DIR [--set k=v]      continue a run from its last checkpoint (overrides merged into its config)
   report RUN_DIR [--out F]        write RUN_DIR/report.html
   levels --dist LAW --bits M      solve DMBQ levels (--unsigned, --json, --plot out.svg, --hist file.json)
+  export RUN_DIR --out F          write the quantized model (bit-planes, tables, scales) as one .dmbq file
+  inspect FILE.dmbq               per-layer table of an exported model: channels, bits, bytes
   worker --listen ENDPOINT        serve a worker for a remote orchestrator (tcp://0.0.0.0:5555)
 `;
 
@@ -20,6 +24,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   report: reportCommand,
   levels: levelsCommand,
   worker: workerCommand,
+  export: exportCommand,
+  inspect: inspectCommand,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -13,6 +13,7 @@ import {
   allocateBits, averageBits, deserializeState, initialState, serializeState,
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../allocation/index.js";
+import { exportRun } from "../export/index.js";
 import { connectWorker, spawnWorker, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
 import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js";
 import { deployedSize } from "./deployedSize.js";
@@ -380,7 +381,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     return existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined;
   }
 
-  private finish(fpTop1: number | undefined): RunResult {
+  private async finish(fpTop1: number | undefined): Promise<RunResult> {
     const epochs = this.folder.epochs();
     const last = epochs[epochs.length - 1];
     const times = epochs.map((e) => e.seconds).sort((a, b) => a - b);
@@ -402,9 +403,25 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       startedAt: this.startedAt, finishedAt: new Date().toISOString(),
       ...(this.config.init?.fromRun ? { fpRunDir: resolve(this.config.init.fromRun) } : {}),
     };
-    if (!this.stopping) this.folder.writeResult(result);
+    if (!this.stopping) {
+      this.folder.writeResult(result);
+      await this.exportModel(result);
+    }
     this.folder.clearError();
     return result;
+  }
+
+  /** Writes model.dmbq; from then on the run's size is that file's byte size. A failed export keeps the run's result. */
+  private async exportModel(result: RunResult): Promise<void> {
+    try {
+      const s = await exportRun(this.dir, this.folder.path("model.dmbq"), this.config.worker?.python ? { python: this.config.worker.python } : {});
+      result.modelFile = "model.dmbq";
+      result.sizeMb = s.sizeMb;
+      result.sizeBreakdown = { bitPlaneBytes: s.bitPlaneBytes, tablesAndScalesBytes: s.tablesAndScalesBytes, fullPrecisionBytes: s.fullPrecisionBytes, headerBytes: s.headerBytes };
+    } catch (err) {
+      result.exportError = (err as Error).message;
+    }
+    this.folder.writeResult(result);
   }
 }
 

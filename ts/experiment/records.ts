@@ -8,6 +8,7 @@
 //   histograms.json    HistogramsRecord: per-layer weight histograms (w / s_c) of the last epoch
 //   checkpoints/       the worker's checkpoint files (policy state stored inside as `extra`)
 //   result.json        RunResult, written when the run completes
+//   model.dmbq         the exported model (`dmbq export`), written when the run completes
 //   report.html        written by `dmbq report RUN_DIR`
 
 export interface EpochRecord {
@@ -82,4 +83,7 @@ export interface RunResult {
   startedAt: string;
   finishedAt: string;
   fpRunDir?: string; // the run this one was initialised from
+  modelFile?: string; // the exported model (model.dmbq in the run folder); sizeMb is its byte size
+  sizeBreakdown?: { bitPlaneBytes: number; tablesAndScalesBytes: number; fullPrecisionBytes: number; headerBytes: number };
+  exportError?: string; // why the export failed, when it did (sizeMb is then the counted estimate)
 }

@@ -75,6 +75,8 @@ function signed(value: number | undefined, unit: string): string {
   return ` <span class="${cls}">(${value >= 0 ? "+" : ""}${value.toFixed(2)}${unit})</span>`;
 }
 
+const fmtBytes = (b: number): string => (b >= 1e6 ? `${(b / 1e6).toFixed(3)} MB` : `${(b / 1e3).toFixed(1)} kB`);
+
 function summaryTable(s: RunSummary): string {
   const rows: Array<[string, string]> = [
     ["Model", s.model ? escapeXml(s.model) : fmt(undefined)],
@@ -88,6 +90,9 @@ function summaryTable(s: RunSummary): string {
         ? `${fmt(s.sizeMb, 3, " MB")} vs ${fmt(s.fpSizeMb, 3, " MB")} at FP32${s.compression !== undefined ? ` (${s.compression.toFixed(1)}× smaller)` : ""}`
         : `<span class="muted">known when the run finishes</span>`,
     ],
+    ...(s.sizeBreakdown
+      ? [["Size breakdown (model.dmbq)", `bit-planes ${fmtBytes(s.sizeBreakdown.bitPlaneBytes)}, tables and scales ${fmtBytes(s.sizeBreakdown.tablesAndScalesBytes)}, full-precision tensors ${fmtBytes(s.sizeBreakdown.fullPrecisionBytes)}, header ${fmtBytes(s.sizeBreakdown.headerBytes)}`] as [string, string]]
+      : []),
     ["Epochs", String(s.epochs)],
     ["Median epoch time", fmt(s.epochTimeS, 1, " s")],
     ["Device", s.device ? escapeXml(s.device) : fmt(undefined)],

@@ -18,6 +18,7 @@ export interface RunSummary {
   sizeMb?: number;
   fpSizeMb?: number;
   compression?: number; // fpSizeMb / sizeMb
+  sizeBreakdown?: { bitPlaneBytes: number; tablesAndScalesBytes: number; fullPrecisionBytes: number; headerBytes: number };
   epochs: number;
   epochTimeS?: number; // median
   device?: string;
@@ -90,6 +91,7 @@ export function summarizeRun(run: LoadedRun): RunSummary {
   set("avgABits", finiteOrUndefined(result?.avgABits) ?? finiteOrUndefined(lastMetric?.avgABits) ?? finiteOrUndefined(lastAllocation?.avgABits));
   set("sizeMb", sizeMb);
   set("fpSizeMb", fpSizeMb);
+  if (result?.sizeBreakdown) set("sizeBreakdown", result.sizeBreakdown);
   set("compression", sizeMb !== undefined && fpSizeMb !== undefined && sizeMb > 0 ? fpSizeMb / sizeMb : undefined);
   set("epochTimeS", finiteOrUndefined(result?.epochTimeS) ?? median(metrics.map((m) => m.seconds)));
   set("device", result?.device ?? stringConfig("device"));
