@@ -135,3 +135,21 @@ def test_augmented_batch_is_a_padded_crop_of_each_sample_maybe_flipped(seed: int
         candidates = [padded[:, r : r + 6, c : c + 5] for r in range(5) for c in range(5)]
         candidates += [cand[:, :, ::-1] for cand in candidates]
         assert any(np.array_equal(out[k], cand) for cand in candidates)
+
+
+def test_imagefolder_reads_class_folders_with_random_resized_crops(tmp_path: Path) -> None:
+    image_mod = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("val", 2)):
+        for cls in ("cat", "dog"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (40 + 7 * i, 50, 3), dtype=np.uint8)
+                image_mod.fromarray(pixels).save(folder / f"{i}.png")
+    data = load_data(opts("imagefolder", str(tmp_path), image_size=32))
+    assert (data.num_classes, data.train_size, data.test_size) == (2, 6, 4)
+    x, y = next(data.train_batches(torch.arange(6), 0, 4))
+    assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
+    xs = [b[0] for b in data.eval_batches("test", 3)]
+    assert [t.shape[0] for t in xs] == [3, 1]

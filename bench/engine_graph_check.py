@@ -1,0 +1,70 @@
+"""The CUDA-graph step computes what the eager step computes (run on the GPU).
+
+    PYTHONPATH=py_worker python bench/engine_graph_check.py [--data DIR] [--steps 40]
+
+Two services from the same seed train ResNet-20 at W2/A2 (mixed 1..4 bits) with sensitivities and look-ahead
+on for `steps` steps in two Run requests (the second re-uses the captured graph and its zeroed sensitivity sums),
+one eager and one with the captured step, fp32. Prints the losses, the largest relative difference of the
+parameters, and of the summed sensitivities. cuDNN picks algorithms per run, so expect rounding-level differences
+that grow with the steps, not equality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "py_worker"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from engine_gpu import Ctx, scheme_for  # noqa: E402
+
+from dmbq_worker.engine.service import TrainingService  # noqa: E402
+from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
+
+
+def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str, torch.Tensor], dict[str, np.ndarray], str]:
+    svc, ctx = TrainingService(cuda_graph=graph), Ctx()
+    name = "cifar10" if args.data else "synthetic"
+    cfg = svc.configure(pb.Configure(
+        model=pb.ModelSpec(name="resnet20"),
+        dataset=pb.DatasetSpec(name=name, path=args.data, batch_size=128, augment=True, train_limit=10240),
+        schedule=pb.ScheduleSpec(epochs=2), seed=0, device="cuda", precision="fp32",
+    ), ctx)
+    svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), "mixed", "mixed", seed=1)), ctx)
+    losses: list[float] = []
+    sens: dict[str, np.ndarray] = {}
+    for _ in range(2):
+        out = svc.run(pb.Run(steps=args.steps // 2, sensitivity=True, lookahead=True), ctx)
+        assert isinstance(out, pb.EpochResult)
+        losses.append(out.train_loss)
+        sens = {s.name: np.frombuffer(s.weight_sensitivity_f32 + s.act_sensitivity_f32, dtype="<f4")
+                for s in out.layers}
+    assert svc._session is not None
+    params = {k: v.detach().float().cpu() for k, v in svc._session.model.named_parameters()}
+    return losses, params, sens, svc._session.trainer.graph_note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="")
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    torch.backends.cudnn.benchmark = False
+    eager = train(False, args)
+    graph = train(True, args)
+    print(f"eager ({eager[3]}): losses of the two Run requests {eager[0]}")
+    print(f"graph ({graph[3]}): losses of the two Run requests {graph[0]}")
+    rel_p = max(((eager[1][k] - graph[1][k]).norm() / eager[1][k].norm().clamp_min(1e-12)).item() for k in eager[1])
+    rel_s = max(float(np.linalg.norm(eager[2][k] - graph[2][k]) / max(np.linalg.norm(eager[2][k]), 1e-30))
+                for k in eager[2])
+    print(f"largest relative difference: parameters {rel_p:.2e}, summed sensitivities (2nd request) {rel_s:.2e}")
+
+
+if __name__ == "__main__":
+    main()
