@@ -240,6 +240,15 @@ class TrainingService:
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         sample = next(iter(data.eval_batches("test", 2)))[0][:2]
+        try:
+            was_training = model.training
+            with torch.no_grad():
+                model.eval()(sample)
+            model.train(was_training)
+        except RuntimeError as exc:
+            field = "model.factory" if req.model.factory else "model.name"
+            raise invalid(field, f"model '{model_name or req.model.factory}' does not take {ds.name} inputs of "
+                                 f"shape {tuple(sample.shape[1:])}: {exc}") from exc
         refs = convert_model(
             model, example_input=sample, scale_ema_decay=q.scale_ema_decay or 0.99,
             act_clip_init=q.act_clip_init or DEFAULT_ACT_CLIP,

@@ -41,6 +41,7 @@ def test_configure_validation_names_the_field() -> None:
     req = small_digits(); req.quant.scale_ema_decay = 1.5; cases.append((req, "quant.scale_ema_decay"))
     req = small_digits(batch_size=1000); cases.append((req, "dataset.batch_size"))
     req = small_digits(); req.model.factory = "nocolon"; cases.append((req, "model.factory"))
+    req = small_digits(); req.model.name = "resnet20"; cases.append((req, "model.name"))  # 3x32x32 model, 1x8x8 data
     for req, field in cases:
         assert field_of(svc.configure, req, ctx) == field
 
