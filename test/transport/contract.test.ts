@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { ErrorCode, Request } from "../../ts/gen/dmbq.js";
 import { DeadlineExceededError, ProtocolMismatchError, WorkerExitedError, WorkerRequestError } from "../../ts/worker/index.js";
+import { ZOO_MODELS } from "../../ts/experiment/config.js";
 import { eachTransport, processAlive, waitFor } from "../support/eachTransport.js";
 
 eachTransport("worker contract", ({ kind, start }) => {
@@ -12,6 +13,8 @@ eachTransport("worker contract", ({ kind, start }) => {
     assert.ok(["cpu", "cuda", "mps"].includes(caps.deviceKind), caps.deviceKind);
     assert.match(caps.torchVersion, /^\d+\.\d+/);
     assert.equal(caps.pid, w.pid);
+    // The orchestrator validates model names up front: its list must be the worker's.
+    assert.deepEqual([...caps.models].sort(), [...ZOO_MODELS].sort());
   });
 
   it("echoes small and 4 MiB payloads intact", async () => {

@@ -57,7 +57,7 @@ export interface ExperimentConfig {
   progress?: "bar" | "lines" | "none";
 }
 
-export const ZOO_MODELS = ["digits_cnn", "resnet20", "vgg_small", "vgg_small_lq", "resnet18", "resnet34"] as const;
+export const ZOO_MODELS = ["digits_cnn", "resnet20", "vgg_small", "vgg_small_lqnet", "resnet18", "resnet34"] as const;
 const DATASETS = ["digits", "cifar10", "imagefolder", "synthetic"];
 const LEVELS: LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform"];
 
