@@ -29,8 +29,21 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    from dmbq_worker.distributed import init_from_env, shutdown
+    from dmbq_worker.distributed.relay import RequestRelay, follow
     from dmbq_worker.server.channel import StdioChannel, ZmqChannel
     from dmbq_worker.server.loop import RequestLoop
+
+    # Under torchrun (WORLD_SIZE > 1): rank 0 serves the orchestrator, every other rank follows its requests.
+    group = init_from_env()
+    relay = RequestRelay(group) if group is not None else None
+    if group is not None and not group.is_leader:
+        assert relay is not None
+        try:
+            follow(relay, _service())
+        finally:
+            shutdown()
+        return 0
 
     channel: Any = StdioChannel() if args.stdio else ZmqChannel(args.listen)
     if not args.stdio:
@@ -40,11 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             print(f"[worker] {msg}", file=sys.stderr, flush=True)
 
-    loop = RequestLoop(channel, _service, parent_pid=args.parent_pid, log=log)
+    loop = RequestLoop(channel, _service, parent_pid=args.parent_pid, log=log, relay=relay)
     try:
         loop.serve()
     finally:
         channel.close()
+        if relay is not None:
+            relay.close()  # the followers leave their loop too
+            shutdown()
     return 0
 
 

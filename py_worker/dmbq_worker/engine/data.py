@@ -16,6 +16,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
+from dmbq_worker.distributed.runtime import owns_eval_batch, rank_slice
 from dmbq_worker.errors import data_error, invalid
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -117,14 +118,19 @@ class TensorDataSource:
             out = out.contiguous(memory_format=torch.channels_last)
         return out
 
-    def augmented(self, idx: torch.Tensor) -> torch.Tensor:
-        """Pad + random crop + random flip of the samples `idx`, as a single gather on the device."""
+    def augmented(self, idx: torch.Tensor, keep: slice = slice(None)) -> torch.Tensor:
+        """Pad + random crop + random flip of the samples `idx[keep]`, as a single gather on the device.
+
+        The random draws cover all of `idx` (the global batch), so every rank's generator stays in step and its
+        slice is augmented exactly as in a one-rank run."""
         if not self.augment:
-            return self._normalize(self._train_x[idx])
+            return self._normalize(self._train_x[idx[keep]])
         b = idx.shape[0]
         h, w = self._rows.shape[0], self._cols.shape[0]
         offsets = torch.randint(0, 2 * self.pad + 1, (2, b), device=self.device, generator=self._gen)
         flip = torch.randint(0, 2, (b, 1), device=self.device, generator=self._gen).bool() & self.flip
+        idx, offsets, flip = idx[keep], offsets[:, keep], flip[keep]
+        b = idx.shape[0]
         rows = offsets[0].unsqueeze(1) + self._rows  # (B, H)
         cols = torch.where(flip, (w - 1) - self._cols, self._cols) + offsets[1].unsqueeze(1)  # (B, W)
         x = self._train_padded[idx.view(b, 1, 1, 1), self._chan, rows.view(b, 1, h, 1), cols.view(b, 1, 1, w)]
@@ -133,14 +139,16 @@ class TensorDataSource:
     def train_batches(self, order: torch.Tensor, start_step: int, batch_size: int) -> Iterator[Batch]:
         order = order.to(self.device)
         steps = self.train_size // batch_size
+        keep = rank_slice(batch_size)  # this rank's part of each global batch (all of it without a job)
         for s in range(start_step, steps):
             idx = order[s * batch_size : (s + 1) * batch_size]
-            yield self.augmented(idx), self._train_y[idx]
+            yield self.augmented(idx, keep), self._train_y[idx[keep]]
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
         xs, ys = (self._train_x, self._train_y) if split == "train" else (self._test_x, self._test_y)
-        for start in range(0, xs.shape[0], batch_size):
-            yield self._normalize(xs[start : start + batch_size]), ys[start : start + batch_size]
+        for i, start in enumerate(range(0, xs.shape[0], batch_size)):
+            if owns_eval_batch(i):  # round-robin over the ranks of a job
+                yield self._normalize(xs[start : start + batch_size]), ys[start : start + batch_size]
 
 
 def _limit(split: SplitArrays, limit: int) -> SplitArrays:
@@ -367,7 +375,8 @@ class ImageFolderDataSource:
     def train_batches(self, order: torch.Tensor, start_step: int, batch_size: int) -> Iterator[Batch]:
         steps = self.train_size // batch_size
         order_list = order.cpu().tolist()
-        sampler = [order_list[s * batch_size : (s + 1) * batch_size] for s in range(start_step, steps)]
+        keep = rank_slice(batch_size)  # this rank's part of each global batch (all of it without a job)
+        sampler = [order_list[s * batch_size : (s + 1) * batch_size][keep] for s in range(start_step, steps)]
         loader = torch.utils.data.DataLoader(
             self._train, batch_sampler=sampler, num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False,
@@ -376,9 +385,11 @@ class ImageFolderDataSource:
 
     def eval_batches(self, split: str, batch_size: int) -> Iterator[Batch]:
         ds = self._train if split == "train" else self._test
+        n = len(ds)
+        batches = [list(range(start, min(start + batch_size, n))) for start in range(0, n, batch_size)]
+        mine = [b for i, b in enumerate(batches) if owns_eval_batch(i)]  # round-robin over the ranks of a job
         loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, shuffle=False, num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
+            ds, batch_sampler=mine, num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
         )
         return self._to_device(loader)
 

@@ -16,6 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dmbq_worker.distributed import runtime as ranks
+from dmbq_worker.distributed.parallel import prepare_model
+from dmbq_worker.distributed.statistics import GlobalBatchStatistics
 from dmbq_worker.engine.checkpoint import (
     CHECKPOINT_FORMAT,
     bytes_to_tensor,
@@ -32,6 +35,7 @@ from dmbq_worker.errors import WorkerError, checkpoint_error, invalid, not_confi
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.quant import (
     QuantLayerRef,
+    ScaleUpdater,
     SensitivityCollector,
     apply_scheme,
     convert_model,
@@ -153,6 +157,7 @@ class Session:
     collector: SensitivityCollector | None = None
     collector_key: tuple[bool, int] | None = None
     layers: list[pb.LayerInfo] = field(default_factory=list)
+    global_stats: GlobalBatchStatistics | None = None  # set when this worker is one rank of a job
 
 
 class TrainingService:
@@ -173,6 +178,7 @@ class TrainingService:
             "gpu_count": torch.cuda.device_count() if cuda else 0,
             "models": list(MODEL_NAMES),
             "datasets": list(DATASET_NAMES),
+            "world_size": ranks.world_size(),
         }
 
     def _need(self, what: str) -> Session:
@@ -183,7 +189,7 @@ class TrainingService:
     # ------------------------------------------------------------ configure
 
     def configure(self, req: pb.Configure, ctx: RequestContext) -> pb.Configured:
-        device = resolve_device(req.device)
+        device = ranks.rank_device(resolve_device(req.device))  # one GPU per rank in a job
         precision = req.precision or "fp32"
         if precision not in ("fp32", "bf16"):
             raise invalid("precision", f"unknown precision '{req.precision}'; use 'fp32' or 'bf16'")
@@ -262,16 +268,20 @@ class TrainingService:
             for ref in refs:
                 ref.module.weight_quant.reset_scale_(ref.module.weight)
         sizes = layer_input_sizes(model, refs, sample)
+        ranks.per_rank_batch(batch_size)  # the global batch must split evenly over the ranks
+        model = prepare_model(model, device)  # global-batch BatchNorm in a job; before the optimizer sees it
         optimizer = TrainingOptimizer(model, opt_opts, device)
         trainer = Trainer(
             model, data, optimizer, schedule,
             LoopOptions(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, bf16=precision == "bf16",
-                        cuda_graph=self._cuda_graph, compile=req.compile),
+                        cuda_graph=self._cuda_graph and ranks.current() is None, compile=req.compile),
             device,
+            after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
         )
         session = Session(
             request=req, device=device, model=model, refs=refs, data=data, optimizer=optimizer, trainer=trainer,
             layers=[layer_info(r, sizes.get(r.name, 1)) for r in refs],
+            global_stats=GlobalBatchStatistics(refs) if ranks.current() is not None else None,
         )
         if req.HasField("scheme") and len(req.scheme.layers):
             self._apply(session, req.scheme)
@@ -287,11 +297,6 @@ class TrainingService:
     # ------------------------------------------------------------ schemes
 
     def _apply(self, session: Session, scheme: pb.QuantScheme) -> int:
-        if session.request.compile and len(scheme.layers):
-            # Measured: under torch.compile the quantized layers' weight gradients differ from eager ones (forward
-            # equal), and W2/A2 training collapsed on the GPU; until that is understood, compile is FP-only.
-            raise invalid("compile", "torch.compile is supported for full-precision runs only; "
-                                     "send compile=false with a quantization scheme")
         cfg = scheme_from_proto(scheme)
         known = {r.name for r in session.refs}
         for i, ls in enumerate(scheme.layers):
@@ -334,6 +339,8 @@ class TrainingService:
                 raise
             session.collector, session.collector_key = collector, key
         session.collector.reset()
+        if session.global_stats is not None:
+            session.global_stats.reset()
         return session.collector
 
     def run(self, req: pb.Run, ctx: RequestContext) -> pb.EpochResult | pb.Cancelled:
@@ -365,6 +372,8 @@ class TrainingService:
 
     def _layer_stats(self, session: Session, collector: SensitivityCollector | None) -> list[pb.LayerStats]:
         collected = collector.read() if collector is not None else {}
+        if session.global_stats is not None and collector is not None:
+            collected = session.global_stats.reduce(collected)  # every rank, in step: collectives
         out: list[pb.LayerStats] = []
         for ref in session.refs:
             if ref.name in collected:
@@ -399,7 +408,12 @@ class TrainingService:
             "extra": bytes_to_tensor(req.extra),
             "saved_at": time.time(),
         }
-        size = save_atomic(payload, req.path)
+        size = 0
+        try:
+            if ranks.is_leader():  # one writer; the other ranks hold identical state
+                size = save_atomic(payload, req.path)
+        finally:
+            ranks.barrier()
         return pb.CheckpointSaved(path=os.path.abspath(os.path.expanduser(req.path)), bytes=size)
 
     def load_checkpoint(self, req: pb.LoadCheckpoint, ctx: RequestContext) -> pb.CheckpointLoaded:

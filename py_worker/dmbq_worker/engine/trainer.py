@@ -17,6 +17,7 @@ from torch import _dynamo as dynamo
 from torch import nn
 from torch.nn import functional as F
 
+from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
 from dmbq_worker.engine.data import Batch, DataSource
 from dmbq_worker.engine.optim import TrainingOptimizer
 from dmbq_worker.engine.schedule import LrSchedule
@@ -75,6 +76,8 @@ class Trainer:
         schedule: LrSchedule,
         opts: LoopOptions,
         device: torch.device,
+        *,
+        after_optimizer_step: Callable[[], None] | None = None,
     ) -> None:
         if data.train_size < opts.batch_size:
             from dmbq_worker.errors import invalid
@@ -89,18 +92,22 @@ class Trainer:
         self.schedule = schedule
         self.opts = opts
         self.device = device
+        # in-place, no-grad work that belongs to the step (the quantizers' scale EMA): runs eagerly inside the step
+        # (and so inside its CUDA graph), never inside the compiled forward
+        self._after_optimizer_step = after_optimizer_step
         self.steps_per_epoch = data.train_size // opts.batch_size
         self.epoch = 0  # epochs completed
         self.step_in_epoch = 0
         self.global_step = 0
         self._batches: Iterator[Batch] | None = None
-        self._forward: Callable[[torch.Tensor], torch.Tensor] = model
+        # DDP when this worker is one rank of a torch.distributed job (the model itself otherwise)
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = data_parallel(model, device)
         if opts.compile:
             # one session per worker: drop the previous session's compiled code; scheme and collection switches
             # each add a guarded variant, so allow more than the default 8 before dynamo falls back to eager
             dynamo.reset()
             dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
-            self._forward = torch.compile(model)  # type: ignore[assignment]
+            self._forward = torch.compile(self._forward)  # type: ignore[assignment]
         # device-side accumulators (reset per request, updated inside the step)
         self._loss_sum = torch.zeros((), device=device)
         self._correct = torch.zeros((), device=device)
@@ -179,6 +186,8 @@ class Trainer:
         loss = F.cross_entropy(out.float(), y)
         loss.backward()
         self.optimizer.step()
+        if self._after_optimizer_step is not None:
+            self._after_optimizer_step()
         with torch.no_grad():
             loss_d = loss.detach()
             self._loss_sum.add_(loss_d)
@@ -240,10 +249,8 @@ class Trainer:
         return next(self._batches)
 
     def _read_metrics(self) -> tuple[float, float, int, float]:
-        vals = torch.stack(
-            [self._loss_sum.float(), self._correct.float(), self._first_bad.float(), self._bad_loss.float()]
-        ).tolist()
-        return vals[0], vals[1], int(vals[2]), vals[3]
+        # over every rank's slice of the global batch (one rank: just the host read)
+        return reduce_train_metrics(self._loss_sum, self._correct, self._first_bad, self._bad_loss)
 
     def _raise_if_non_finite(self, first_bad: int, bad_loss: float) -> None:
         if first_bad >= 0:
@@ -329,7 +336,10 @@ class Trainer:
                 samples += int(y.shape[0])
         finally:
             self.model.train()
-        vals = torch.stack([loss_sum, top1.double(), top5.double()]).tolist()
+        # each rank evaluated its share of the batches: add the partial sums
+        vals = reduce_sums(torch.stack([loss_sum, top1.double(), top5.double(),
+                                        torch.tensor(float(samples), dtype=torch.float64, device=self.device)])).tolist()
+        samples = int(vals[3])
         n = max(samples, 1)
         return EvalStats(
             loss=vals[0] / n, top1=vals[1] / n, top5=vals[2] / n, samples=samples,

@@ -62,8 +62,12 @@ class RequestLoop:
         *,
         parent_pid: int | None = None,
         log: Callable[[str], None] | None = None,
+        relay: Any = None,
     ) -> None:
+        """`relay` (a distributed.relay.RequestRelay): this is rank 0 of a job; service requests and cancel
+        decisions are broadcast to the other ranks, which execute them too."""
         self.channel = channel
+        self._relay = relay
         self._service_factory = service_factory
         self._service: Any = None
         self._parent_pid = parent_pid
@@ -194,8 +198,15 @@ class RequestLoop:
             return pb.Response(id=rid, final=True, cancelled=pb.Cancelled(target=target))
         if kind == "shutdown":
             self._stopping = True
+            if self._relay is not None:
+                self._relay.close()
             return pb.Response(id=rid, final=True, shutdown=pb.ShutdownAck())
         service = self.service()
+        if self._relay is not None:
+            from dmbq_worker.distributed.relay import LeaderContext
+
+            self._relay.send_request(request)  # the followers run the same call, in step with this one
+            ctx = LeaderContext(ctx, self._relay)  # type: ignore[assignment]
         if kind == "configure":
             return pb.Response(id=rid, final=True, configured=service.configure(request.configure, ctx))
         if kind == "update_scheme":

@@ -1,0 +1,59 @@
+"""What the training loop wraps or reduces when it runs as one rank of a job (identities otherwise)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from dmbq_worker.distributed import runtime
+from dmbq_worker.distributed.sync_batchnorm import convert_batchnorm
+
+
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """BatchNorm over the global batch; call before the optimizer is built (CUDA conversion makes new modules)."""
+    if runtime.current() is None:
+        return model
+    return convert_batchnorm(model, device)
+
+
+def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """The module the training step calls: DDP over the job's ranks, or the model itself."""
+    if runtime.current() is None:
+        return model
+    return DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        # BN statistics are global already, scales and clips update identically on every rank
+        broadcast_buffers=False,
+        # full-precision layers skip their quantizer (its clip gets no gradient) and a scheme can change that
+        find_unused_parameters=True,
+    )
+
+
+def reduce_train_metrics(loss_sum: torch.Tensor, correct: torch.Tensor, first_bad: torch.Tensor,
+                         bad_loss: torch.Tensor) -> tuple[float, float, int, float]:
+    """Host values of the step accumulators over the global batch: the loss is the mean of the ranks' means
+    (equal slices), correct predictions add up, and the first non-finite step is the earliest on any rank."""
+    if runtime.current() is None:
+        vals = torch.stack([loss_sum.float(), correct.float(), first_bad.float(), bad_loss.float()]).tolist()
+        return vals[0], vals[1], int(vals[2]), vals[3]
+    world = runtime.world_size()
+    sums = torch.stack([loss_sum.double(), correct.double()])
+    runtime.all_reduce_sum_(sums)
+    never = torch.tensor(float("inf"), dtype=torch.float64, device=first_bad.device)
+    first = torch.where(first_bad >= 0, first_bad.double(), never).reshape(1)
+    first_neg = -first
+    runtime.all_reduce_max_(first_neg)  # max of -step: the earliest step
+    earliest = -first_neg
+    mine = (first == earliest) & torch.isfinite(earliest)
+    bad = torch.stack([torch.where(mine, bad_loss.double().reshape(1), 0.0)[0], mine.double()[0]])
+    runtime.all_reduce_sum_(bad)
+    vals = torch.cat([sums, earliest, bad]).tolist()
+    step = int(vals[2]) if vals[2] != float("inf") else -1
+    return vals[0] / world, vals[1], step, vals[3] / max(vals[4], 1.0)
+
+
+def reduce_sums(t: torch.Tensor) -> torch.Tensor:
+    """Sum of per-rank partial sums (evaluation: loss, top-1, top-5, samples)."""
+    return runtime.all_reduce_sum_(t)

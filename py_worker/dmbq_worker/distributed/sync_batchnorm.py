@@ -1,0 +1,57 @@
+"""BatchNorm whose training statistics cover the global batch, on any backend (torch's SyncBatchNorm is GPU-only).
+
+Without it each rank normalises by the statistics of its own slice, and an N-rank run would no longer compute
+what a 1-rank run with the same global batch computes. Two-pass statistics (mean, then the centred second moment)
+through the autograd-aware all_reduce, so the backward pass sums the statistics' gradients over the ranks.
+On CUDA torch's fused SyncBatchNorm is used instead (same parameter and buffer names: checkpoints are unchanged).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+from torch import Tensor, nn
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Drop-in for BatchNorm1d/2d: channels on dim 1, statistics over every other dim of every rank's input."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and dist.is_initialized()):
+            return super().forward(x)
+        dims = [d for d in range(x.dim()) if d != 1]
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        xf = x.float()
+        local_n = torch.tensor([float(xf.numel() // xf.shape[1])], device=x.device)
+        count = dist_fn.all_reduce(local_n.clone())
+        mean = dist_fn.all_reduce(xf.sum(dim=dims)) / count
+        centred = xf - mean.view(shape)
+        var = dist_fn.all_reduce((centred * centred).sum(dim=dims)) / count
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                assert self.num_batches_tracked is not None
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var.detach() * (count / (count - 1).clamp_min(1))
+                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+
+def convert_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Every BatchNorm of `model` made global-batch (in place where possible; returns the model to use)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
+            # same attributes, parameters and buffers: only the forward changes
+            module.__class__ = GlobalBatchNorm
+    return model
