@@ -10,6 +10,7 @@ from dmbq_worker.quant.act_quantizer import ActQuantizer
 from dmbq_worker.quant.convert import LayerRoleName, QuantLayerRef, convert_model
 from dmbq_worker.quant.layers import QuantConv2d, QuantLinear
 from dmbq_worker.quant.options import apply_quant_options, clip_parameters
+from dmbq_worker.quant.scale_updates import ScaleUpdater
 from dmbq_worker.quant.scheme import (
     LayerQuantConfig,
     SchemeConfig,
@@ -28,6 +29,7 @@ __all__ = [
     "QuantConv2d",
     "QuantLayerRef",
     "QuantLinear",
+    "ScaleUpdater",
     "SchemeConfig",
     "SensitivityCollector",
     "WeightQuantizer",

@@ -150,6 +150,7 @@ class ActQuantizer(nn.Module):
             self.any_full_precision,
         )
 
+    @torch.compiler.disable  # once per run: mutating a Parameter inside a compiled graph is not worth the risk
     @torch.no_grad()
     def _init_clip(self, x: Tensor) -> None:
         # mean + 3 std of the non-negative part, capped by its max: robust to a few outliers, no host sync.

@@ -22,7 +22,9 @@ class WeightQuantizer(nn.Module):
 
     Buffers (all of static shape, rewritten in place by `load_rows_`):
       bits [C] uint8            0 prunes, 1..8 bits, 32 full precision
-      scale [C] float32         s_c, EMA of mean|w_c| (decay `ema_decay`), updated in training-mode forward
+      scale [C] float32         s_c, EMA of mean|w_c| (decay `ema_decay`), one step per training step: in the
+                                training-mode forward by default, or by `ScaleUpdater` after the optimizer step
+                                once `update_scale_in_forward` is False (the trainer's mode; see scale_updates.py)
       levels [C, 256], thresholds [C, 255], clip_units [C], fp_mask [C]    the channel's level row (levels.py)
       lower_levels, lower_thresholds                                     the row one bit lower (look-ahead)
     """
@@ -53,6 +55,7 @@ class WeightQuantizer(nn.Module):
         self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
         self.register_buffer("lower_ok", torch.ones((), dtype=torch.bool))
         # Python-side mode, switched between steps only (a change recompiles once under torch.compile).
+        self.update_scale_in_forward = True
         self.all_full_precision = True
         self.lower_available = True
         # Collection state, owned by SensitivityCollector.
@@ -66,6 +69,12 @@ class WeightQuantizer(nn.Module):
     def reset_scale_(self, weight: Tensor) -> None:
         """s_c = mean|w_c| now (at conversion and when a layer is first quantized)."""
         self.scale.copy_(weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float())
+
+    @torch.no_grad()
+    def update_scale_(self, weight: Tensor) -> None:
+        """One EMA step, no gradient: s_c <- decay * s_c + (1 - decay) * mean|w_c|."""
+        mean_abs = weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float()
+        self.scale.mul_(self.ema_decay).add_(mean_abs, alpha=1.0 - self.ema_decay)
 
     @torch.no_grad()
     def load_rows_(
@@ -99,9 +108,8 @@ class WeightQuantizer(nn.Module):
 
     def forward(self, weight: Tensor) -> Tensor:
         if self.training:
-            with torch.no_grad():
-                mean_abs = weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float()
-                self.scale.mul_(self.ema_decay).add_(mean_abs, alpha=1.0 - self.ema_decay)
+            if self.update_scale_in_forward:
+                self.update_scale_(weight)
             if self.hist is not None and self.hist_range is not None:
                 self._accumulate_hist(weight)
         # No backward under no_grad (evaluation): nothing to collect there.

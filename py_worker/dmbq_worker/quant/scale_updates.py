@@ -1,0 +1,61 @@
+"""The EMA of the weight scales as an explicit step after the optimizer step (the trainer's mode).
+
+Why not in the forward: under torch.compile the in-forward update is recomputed by inductor with a different
+rounding (fused multiply-add, another reduction order for mean|w|), so s_c differs from the eager value by an ulp.
+Quantized weights and activations sit on a lattice, so many conv outputs are exact cancellations (sums that are 0
+in real arithmetic); an ulp in s_c turns them into +-1e-8, which flips the STE masks (x >= 0) there and changes
+whole weight gradients by several percent (bench/compile_grad_check.py). Updating the scale outside the compiled
+forward, with the same eager kernels in both paths, gives compiled and eager steps bit-identical scales.
+
+Same schedule as the in-forward update: the update after step t uses w_{t+1}, exactly what the forward of step
+t + 1 would have folded in before quantizing. The only difference is the first step of a run, which uses the scale
+as it stands (mean|w| when a layer is first quantized) instead of one more EMA step towards the same mean|w|.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from dmbq_worker.quant.convert import QuantLayerRef
+
+
+class ScaleUpdater:
+    """Takes the layers' scale EMA out of their forward; `step()` after each optimizer step does it instead.
+
+    All layers in a handful of kernels (foreach ops): one L1-norm per layer, then three multi-tensor kernels,
+    so the step (eager, CUDA graph or compiled) pays about what the in-forward update cost.
+    """
+
+    def __init__(self, layers: Sequence[QuantLayerRef]) -> None:
+        self.layers = list(layers)
+        for ref in self.layers:
+            ref.module.weight_quant.update_scale_in_forward = False
+
+    def release(self) -> None:
+        """Give the update back to the forward (standalone use of the model)."""
+        for ref in self.layers:
+            ref.module.weight_quant.update_scale_in_forward = True
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """s_c <- decay * s_c + (1 - decay) * mean|w_c| for every layer, from the current weights."""
+        if not self.layers:
+            return
+        scales: list[Tensor] = []
+        means: list[Tensor] = []
+        mean_factors: list[float] = []
+        decays: list[float] = []
+        for ref in self.layers:
+            wq, w = ref.module.weight_quant, ref.module.weight.detach()
+            dims = tuple(range(1, w.dim()))
+            # L1 norm over a channel: no reshape copy of a channels-last weight, no separate abs kernel
+            means.append(torch.linalg.vector_norm(w, ord=1, dim=dims, dtype=torch.float32))
+            mean_factors.append((1.0 - wq.ema_decay) / float(w[0].numel()))
+            decays.append(wq.ema_decay)
+            scales.append(wq.scale)
+        torch._foreach_mul_(means, mean_factors)
+        torch._foreach_mul_(scales, decays)
+        torch._foreach_add_(scales, means)
