@@ -5,7 +5,7 @@
 //   node dist/examples/reproduce-cifar.js --data $CIFAR10_DIR --runs runs/cifar [--rows r20-fp,r20-w2a2-cp,...]
 //        [--fp-epochs 160] [--q-epochs 80] [--parallel 4] [--seed 0] [--precision bf16]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Experiment, type ExperimentConfig, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
@@ -78,7 +78,7 @@ function config(row: Row): ExperimentConfig {
     schedule: { kind: "cosine" },
     seed,
     precision: values.precision as "fp32" | "bf16",
-    progress: "lines",
+    progress: "none",
     ...(row.quant ? { quant: row.quant, init: { fromRun: join(runsDir, row.model === "resnet20" ? "r20-fp" : "vgg-fp") } } : {}),
   };
 }
@@ -88,6 +88,7 @@ async function runRow(row: Row): Promise<void> {
   const t0 = Date.now();
   try {
     const run = await Experiment.start(config(row));
+    run.on("epoch", (e) => console.log(`[${row.id}] epoch ${e.epoch}  test ${(e.testAccuracy * 100).toFixed(2)}%  W${e.avgWBits.toFixed(2)}/A${e.avgABits.toFixed(2)}  ${e.seconds.toFixed(2)} s`));
     const r = await run.result;
     results.set(row.id, r);
     console.log(`[${row.id}] top-1 ${r.top1.toFixed(2)}%  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -105,7 +106,11 @@ async function pool(rows: Row[], n: number): Promise<void> {
 
 const selected = ROWS.filter((r) => wanted.includes(r.id));
 // FP runs first (the others start from them), unless they already exist from an earlier call.
-const fps = selected.filter((r) => !r.quant && !existsSync(join(runsDir, r.id, "result.json")));
+const finishedWith = (id: string, epochs: number): boolean => {
+  const p = join(runsDir, id, "result.json");
+  return existsSync(p) && (JSON.parse(readFileSync(p, "utf8")) as RunResult).epochs === epochs;
+};
+const fps = selected.filter((r) => !r.quant && !finishedWith(r.id, fpEpochs));
 await pool(fps, Number(values.parallel));
 await pool(selected.filter((r) => r.quant), Number(values.parallel));
 

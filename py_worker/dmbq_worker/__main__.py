@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     # The orchestrator owns shutdown: a Ctrl-C in its terminal must not kill a step half-way here.
     if args.parent_pid is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Exit with the conventional 128+15, so the orchestrator reports a termination, not a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
     from dmbq_worker.distributed import init_from_env, shutdown
     from dmbq_worker.distributed.relay import RequestRelay, follow

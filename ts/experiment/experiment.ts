@@ -14,7 +14,7 @@ import {
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../allocation/index.js";
 import { exportRun } from "../export/index.js";
-import { connectWorker, spawnWorker, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
+import { connectWorker, spawnTorchrunWorker, spawnWorker, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
 import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js";
 import { deployedSize } from "./deployedSize.js";
 import { buildTables, type HistogramInput, type TableSet } from "./levelTables.js";
@@ -211,6 +211,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
   private async openWorker(): Promise<WorkerHandle> {
     const w = this.config.worker ?? {};
     if (w.endpoint) return connectWorker(w.endpoint);
+    if (this.config.workers) return spawnTorchrunWorker({ nprocPerNode: this.config.workers.gpus, ...(w.python ? { python: w.python } : {}) });
     return spawnWorker({ transport: w.transport ?? "zmq", ...(w.python ? { python: w.python } : {}) });
   }
 
@@ -263,8 +264,10 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const empirical = this.config.quant?.levels === "empirical";
     this.abort = new AbortController();
     try {
+      // Histograms cost GPU time: every epoch only for empirical levels, else once at the end (for the report).
+      const histograms = this.policy !== undefined && (empirical || epoch === this.config.epochs);
       const r = await client.run(
-        { steps: 0, sensitivity: learning, lookahead: learning && this.config.quant?.lba?.criterion === "lookahead", histogramBins: empirical || this.policy ? HISTOGRAM_BINS : 0, progressEvery: 0, evaluate: true },
+        { steps: 0, sensitivity: learning, lookahead: learning && this.config.quant?.lba?.criterion === "lookahead", histogramBins: histograms ? HISTOGRAM_BINS : 0, progressEvery: 0, evaluate: true },
         {
           signal: this.abort.signal,
           onProgress: (p) => {
