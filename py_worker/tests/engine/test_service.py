@@ -142,9 +142,3 @@ def test_evaluate_split_is_validated() -> None:
     assert field_of(svc.evaluate, pb.Evaluate(split="val"), ctx) == "split"
 
 
-def test_compile_with_a_scheme_is_refused_naming_the_field() -> None:
-    svc, ctx = TrainingService(), RecordingContext()
-    req = small_digits()
-    req.compile = True
-    cfg = svc.configure(req, ctx)  # FP: allowed
-    assert field_of(svc.update_scheme, pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx) == "compile"
