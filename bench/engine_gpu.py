@@ -1,6 +1,8 @@
-"""Seconds per epoch of ResNet-20 on CIFAR-10 (batch 128) for FP, W4/A4, W2/A32 and W2/A2, in one process.
+"""Seconds per epoch of ResNet-20 on CIFAR-10 (batch 128) for FP, W4/A4, W2/A32 and W2/A2, in one process,
+through the eager step captured as a CUDA graph and through the torch.compile'd step captured the same way.
 
     python bench/engine_gpu.py --data $CIFAR10_DIR [--precision bf16] [--epochs 3] [--warmup 1]
+                               [--paths graph,compiled]
 
 Every mode trains through TrainingService exactly as the orchestrator drives it (one Run per epoch, augmentation
 on the GPU, the step captured as a CUDA graph); the time of an epoch is the wall time of its Run request (the
@@ -91,26 +93,27 @@ class Row:
         return statistics.median(self.seconds)
 
 
-def configure_request(args: argparse.Namespace, epochs: int) -> pb.Configure:
+def configure_request(args: argparse.Namespace, epochs: int, compile_: bool) -> pb.Configure:
     return pb.Configure(
         model=pb.ModelSpec(name="resnet20"),
-        dataset=pb.DatasetSpec(name="cifar10", path=args.data, batch_size=128, augment=True),
-        schedule=pb.ScheduleSpec(epochs=epochs), seed=0, device="cuda", precision=args.precision,
-        compile=args.compile,
+        dataset=pb.DatasetSpec(name=args.dataset, path=args.data, batch_size=128, augment=True,
+                               train_limit=args.train_limit),
+        schedule=pb.ScheduleSpec(epochs=epochs), seed=0, device=args.device, precision=args.precision,
+        compile=compile_,
     )
 
 
-def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: bool) -> Row:
+def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: bool, compile_: bool) -> Row:
     svc, ctx = TrainingService(cuda_graph=not args.eager), Ctx()
     total = args.warmup + args.epochs
-    cfg = svc.configure(configure_request(args, total), ctx)
+    cfg = svc.configure(configure_request(args, total, compile_), ctx)
     if w != "fp":
         svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), w, a, seed=1)), ctx)
     run = pb.Run(sensitivity=sens, lookahead=sens)
     seconds: list[float] = []
     acc = 0.0
     for epoch in range(total):
-        torch.cuda.synchronize()
+        sync(args)
         t0 = time.perf_counter()
         result = svc.run(run, ctx)
         dt = time.perf_counter() - t0
@@ -123,30 +126,40 @@ def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: 
             print(f"  {mode}: warm-up epoch {dt:.1f} s", flush=True)
         acc = result.train_accuracy
     assert svc._session is not None
-    return Row(mode, seconds, result.steps, svc._session.trainer.graph_note, acc)
+    note = svc._session.trainer.graph_note + (" + compile" if compile_ else "")
+    return Row(mode, seconds, result.steps, note, acc)
 
 
-def run_plain_fp(args: argparse.Namespace) -> Row:
-    device = torch.device("cuda")
+def run_plain_fp(args: argparse.Namespace, compile_: bool) -> Row:
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    data = load_data(DataOptions(name="cifar10", path=args.data, augment=True, train_limit=0, test_limit=0,
-                                 num_workers=0, image_size=0, seed=0, device=device, channels_last=True))
-    model = build_model("resnet20", 10).to(device).to(memory_format=torch.channels_last)
+    data = load_data(DataOptions(name=args.dataset, path=args.data, augment=True, train_limit=args.train_limit,
+                                 test_limit=0,
+                                 num_workers=0, image_size=0, seed=0, device=device,
+                                 channels_last=device.type == "cuda"))
+    model = build_model("resnet20", 10).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     total = args.warmup + args.epochs
     opt = TrainingOptimizer(model, OptimizerOptions("sgd", 0.1, 0.9, 1e-4, False, 1.0), device)
     trainer = Trainer(model, data, opt, LrSchedule("cosine", total, 0.1),
-                      LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, args.compile), device)
+                      LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, compile_), device)
     seconds: list[float] = []
     acc = 0.0
     for epoch in range(total):
-        torch.cuda.synchronize()
+        sync(args)
         t0 = time.perf_counter()
         stats = trainer.run(0, progress_every=20, on_progress=lambda p: None, cancelled=lambda: False)
         dt = time.perf_counter() - t0
         if epoch >= args.warmup:
             seconds.append(dt)
         acc = stats.accuracy
-    return Row("FP (plain nn)", seconds, stats.steps, trainer.graph_note, acc)
+    return Row("FP (plain nn)", seconds, stats.steps, trainer.graph_note + (" + compile" if compile_ else ""), acc)
+
+
+def sync(args: argparse.Namespace) -> None:
+    if args.device == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -156,13 +169,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs per mode")
     parser.add_argument("--eager", action="store_true", help="no CUDA graph (the plain eager loop)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (Configure.compile)")
+    parser.add_argument("--paths", default="graph,compiled",
+                        help="comma list: graph (eager step), compiled (torch.compile'd step); both by default")
     parser.add_argument("--skip-extra", action="store_true",
                         help="only the four required modes (no 'FP quant layers', no 'W2/A2 without sensitivities')")
+    parser.add_argument("--device", default="cuda", help="cuda; cpu only to smoke-test the script")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10; synthetic to smoke-test without the data")
+    parser.add_argument("--train-limit", type=int, default=0, help="0: the whole training split")
     parser.add_argument("--json", default="", help="also write the rows here")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("engine_gpu.py needs a CUDA device")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("engine_gpu.py needs a CUDA device (--device cpu with --dataset synthetic: a smoke test only)")
     torch.backends.cudnn.benchmark = True
     modes = [
         ("FP (quant layers, no scheme)", "fp", "32", False),
@@ -173,24 +190,34 @@ def main() -> None:
     ]
     if args.skip_extra:
         modes = [m for m in modes if m[0] in ("W4/A4", "W2/A32", "W2/A2 mixed 1-4, sensitivities on")]
-    rows = [run_plain_fp(args)]
-    print(f"{rows[-1].mode}: {rows[-1].median:.3f} s/epoch ({rows[-1].note})", flush=True)
-    for mode, w, a, sens in modes:
-        rows.append(run_service_mode(args, mode, w, a, sens))
-        print(f"{mode}: {rows[-1].median:.3f} s/epoch ({rows[-1].note})", flush=True)
-    base = rows[0].median
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = [p for p in paths if p not in ("graph", "compiled")]
+    if unknown or not paths:
+        sys.exit(f"--paths: unknown path(s) {unknown or paths}; use graph and/or compiled")
+    rows: list[tuple[str, Row]] = []
+    for path in paths:
+        compile_ = path == "compiled"
+        rows.append((path, run_plain_fp(args, compile_)))
+        print(f"[{path}] {rows[-1][1].mode}: {rows[-1][1].median:.3f} s/epoch ({rows[-1][1].note})", flush=True)
+        for mode, w, a, sens in modes:
+            rows.append((path, run_service_mode(args, mode, w, a, sens, compile_)))
+            print(f"[{path}] {mode}: {rows[-1][1].median:.3f} s/epoch ({rows[-1][1].note})", flush=True)
+    base = rows[0][1].median  # FP (plain nn) of the first path
+    base_of = {path: r.median for path, r in rows if r.mode == "FP (plain nn)"}
     print()
-    print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
-          f"precision {args.precision}, {'eager' if args.eager else 'CUDA graph'}"
-          f"{', torch.compile' if args.compile else ''}; median of {args.epochs} epochs "
-          f"after {args.warmup} warm-up")
-    print("| mode | s/epoch | ratio to FP | images/s | train acc (last epoch) | step |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r.mode} | {r.median:.3f} | {r.median / base:.2f}x | {r.steps * 128 / r.median:,.0f} | "
-              f"{r.train_acc:.3f} | {r.note} |")
+    name = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU (smoke test, not a measurement)"
+    print(f"device: {name}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
+          f"precision {args.precision}, {'eager loop' if args.eager else 'CUDA graph'}; median of {args.epochs} "
+          f"epochs after {args.warmup} warm-up; ratios to FP (plain nn) of the '{paths[0]}' path and of the row's "
+          f"own path")
+    print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for path, r in rows:
+        print(f"| {path} | {r.mode} | {r.median:.3f} | {r.median / base:.2f}x | {r.median / base_of[path]:.2f}x | "
+              f"{r.steps * 128 / r.median:,.0f} | {r.train_acc:.3f} | {r.note} |")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ | {"median": r.median} for r in rows], indent=1))
+        Path(args.json).write_text(json.dumps([r.__dict__ | {"path": p, "median": r.median} for p, r in rows],
+                                              indent=1))
 
 
 if __name__ == "__main__":
