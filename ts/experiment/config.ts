@@ -50,6 +50,10 @@ export interface ExperimentConfig {
   seed?: number;
   /** The worker: spawned here (default, ZeroMQ over a private ipc socket) or a running one at an endpoint. */
   worker?: { transport?: "zmq" | "stdio"; python?: string; endpoint?: string };
+  /** A torch.distributed job launched here by torchrun: N ranks (one per GPU; gloo processes on a CPU host).
+   *  The global batch stays dataset.batchSize (each rank trains on batchSize / N). For a job a scheduler
+   *  started, give its rank-0 endpoint as worker.endpoint instead. */
+  workers?: { gpus: number };
   /** Checkpoint every N epochs (default 1) and keep the last K (default 2). */
   checkpointEvery?: number;
   keepCheckpoints?: number;
@@ -128,6 +132,10 @@ export function validateConfig(input: unknown): string[] {
   const w = c.worker as Record<string, unknown> | undefined;
   if (w?.transport !== undefined && !["zmq", "stdio"].includes(w.transport as string)) p.push(`worker.transport: ${JSON.stringify(w.transport)} is not zmq or stdio`);
   if (w?.endpoint !== undefined && (typeof w.endpoint !== "string" || !/^(tcp|ipc):\/\//.test(w.endpoint))) p.push(`worker.endpoint: must start with tcp:// or ipc://`);
+  const ws = c.workers as Record<string, unknown> | undefined;
+  if (ws !== undefined && (!isNum(ws.gpus) || !Number.isInteger(ws.gpus) || (ws.gpus as number) < 1)) p.push(`workers.gpus: must be an integer >= 1, got ${JSON.stringify(ws.gpus)}`);
+  if (ws !== undefined && w?.endpoint !== undefined) p.push(`workers: torchrun is launched here; it cannot be combined with worker.endpoint`);
+  if (ws !== undefined && w?.transport === "stdio") p.push(`workers: a torchrun job speaks ZeroMQ; worker.transport must be zmq`);
   for (const k of ["checkpointEvery", "keepCheckpoints"]) {
     if (c[k] !== undefined && (!isNum(c[k]) || (c[k] as number) < 1 || !Number.isInteger(c[k]))) p.push(`${k}: must be a positive integer`);
   }
