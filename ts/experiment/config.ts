@@ -36,6 +36,8 @@ export interface ExperimentConfig {
     augment?: boolean;
     trainLimit?: number;
     testLimit?: number;
+    /** imagefolder: the crop size (default 224). */
+    imageSize?: number;
   };
   epochs: number;
   optimizer?: { name?: "sgd" | "adam" | "adamw"; lr?: number; momentum?: number; weightDecay?: number; nesterov?: boolean };

@@ -73,7 +73,7 @@ function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefi
     dataset: {
       name: config.dataset.name, path: config.dataset.path ? resolve(config.dataset.path) : "", batchSize: config.dataset.batchSize ?? 0,
       evalBatchSize: config.dataset.evalBatchSize ?? 0, augment: config.dataset.augment ?? true, numWorkers: 0,
-      trainLimit: config.dataset.trainLimit ?? 0, testLimit: config.dataset.testLimit ?? 0, imageSize: 0,
+      trainLimit: config.dataset.trainLimit ?? 0, testLimit: config.dataset.testLimit ?? 0, imageSize: config.dataset.imageSize ?? 0,
     },
     optimizer: { name: config.optimizer?.name ?? "sgd", lr: config.optimizer?.lr ?? 0, momentum: config.optimizer?.momentum ?? 0,
       weightDecay: config.optimizer?.weightDecay ?? 0, nesterov: config.optimizer?.nesterov ?? false },
