@@ -159,9 +159,9 @@ class ActQuantSTE(torch.autograd.Function):
         c = clip.float().clamp_min(EPS)
         clipped = torch.clamp(xf, torch.zeros_like(c), c)  # one kernel: tensor bounds on both sides
         x_hat = _act_levels(mode, xf, clipped, c, n_steps, levels, thresholds, fp_mask, channel_dim, any_fp)
-        # Comparisons against the bounds, not `xf == clipped`: an equality of two computations of x breaks as soon
-        # as a compiler evaluates them with different rounding (fused kernels, recomputation in backward).
-        inside = (xf >= 0.0) & (xf <= c)
+        # One kernel each. The equality is exact in eager (same stored values) and under inductor, which fuses it
+        # with the clamp on the same loaded x (a recomputation in backward recomputes both sides alike).
+        inside = xf == clipped  # 0 <= x <= clip
         above = xf > c
         if any_fp:
             fp = channel_view(fp_mask, xf.dim(), channel_dim)
