@@ -5,6 +5,7 @@ import {
   allocateBits, averageBits, decrementWindow, initialState, resolvePolicyConfig,
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../ts/allocation/index.js";
+import { seededRandom as prng } from "../ts/util/seededRandom.js";
 
 function conv(name: string, role: LayerShape["role"], cin: number, cout: number, k: number, inSide: number): LayerShape {
   return { name, role, outChannels: cout, inChannels: cin, paramsPerOutChannel: cin * k * k, actElemsPerInChannel: inSide * inSide };
@@ -27,16 +28,6 @@ function resnet18(): LayerShape[] {
   return layers;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Log-normal metrics, larger per channel for wider kernels; look-ahead values a random factor above. */
 function sensitivities(layers: readonly LayerShape[], rand: () => number): EpochSensitivities {

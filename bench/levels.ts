@@ -18,17 +18,8 @@ import {
 import { DmbqObjective } from "../ts/levels/dmbqObjective.js";
 import { localMinimize } from "../ts/levels/localSolve.js";
 import { CACHE_BEAM_WIDTH, CACHE_POLISH_ROUNDS } from "../ts/levels/tableCache.js";
+import { seededRandom as mulberry32 } from "../ts/util/seededRandom.js";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** 2,048-bin histogram of 200k Laplace draws, the size the worker sends. */
 function laplaceHistogram(): Distribution {

@@ -3,18 +3,9 @@ import fc from "fast-check";
 import {
   allocateBits, initialState, type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../../ts/allocation/index.js";
+import { seededRandom as prng } from "../../ts/util/seededRandom.js";
+export { prng };
 
-/** mulberry32: a tiny seeded PRNG, so one fast-check integer drives a whole run of sensitivities. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface ShapeRanges {
   bodyLayers: [number, number];

@@ -1,18 +1,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { histogramDistribution, law, nonNegativeLaw, solveLevels, type Distribution } from "../../ts/levels/index.js";
+import { seededRandom as mulberry32 } from "../../ts/util/seededRandom.js";
 
-/** Deterministic PRNG (mulberry32) so the sampling test is reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function histogramOfSample(sample: (u: number, v: number) => number, n: number, lo: number, hi: number, bins: number): Distribution {
   const rand = mulberry32(12345);

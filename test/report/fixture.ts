@@ -13,6 +13,8 @@ import type {
   LevelsRecord,
   RunResult,
 } from "../../ts/experiment/records.js";
+import { seededRandom } from "../../ts/util/seededRandom.js";
+export { seededRandom };
 
 export const FIXTURE_LAYERS = [
   { name: "layer1.conv", channels: 16, inChannels: 16 },
@@ -21,17 +23,6 @@ export const FIXTURE_LAYERS = [
 ] as const;
 export const FIXTURE_EPOCHS = 10;
 
-/** Deterministic PRNG (mulberry32), so the fixture is the same on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function laplaceHistogram(rand: () => number, samples: number, bins: number, lo: number, hi: number, unsigned: boolean): HistogramRecord {
   const counts = new Array<number>(bins).fill(0);

@@ -4,17 +4,8 @@
 import assert from "node:assert/strict";
 import { Configure, ErrorCode, Request } from "../../ts/gen/dmbq.js";
 import { eachTransport, processAlive, waitFor } from "../support/eachTransport.js";
+import { seededRandom as mulberry32 } from "../../ts/util/seededRandom.js";
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Bytes that happen to decode into a request that would really act (shut down, train, sleep) are not garbage.
 function harmless(frame: Uint8Array): boolean {
