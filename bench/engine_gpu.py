@@ -34,16 +34,7 @@ from dmbq_worker.engine.schedule import LrSchedule  # noqa: E402
 from dmbq_worker.engine.service import TrainingService  # noqa: E402
 from dmbq_worker.engine.trainer import LoopOptions, Trainer  # noqa: E402
 from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
-
-
-class Ctx:
-    request_id = 1
-
-    def progress(self, event: pb.Progress) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
+from dmbq_worker.server.context import NullContext  # noqa: E402
 
 
 def f32(values: list[float]) -> bytes:
@@ -104,7 +95,7 @@ def configure_request(args: argparse.Namespace, epochs: int, compile_: bool) -> 
 
 
 def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: bool, compile_: bool) -> Row:
-    svc, ctx = TrainingService(cuda_graph=not args.eager), Ctx()
+    svc, ctx = TrainingService(cuda_graph=not args.eager), NullContext()
     total = args.warmup + args.epochs
     cfg = svc.configure(configure_request(args, total, compile_), ctx)
     if w != "fp":

@@ -18,3 +18,20 @@ class RequestContext(Protocol):
 
     def cancelled(self) -> bool:
         """True once the orchestrator has cancelled this request. Cheap: call it between steps."""
+
+
+class NullContext:
+    """A RequestContext for calling the service directly (benchmarks, tests): no progress, never cancelled."""
+
+    def __init__(self, request_id: int = 1) -> None:
+        self._id = request_id
+
+    @property
+    def request_id(self) -> int:
+        return self._id
+
+    def progress(self, event: pb.Progress) -> None:
+        pass
+
+    def cancelled(self) -> bool:
+        return False

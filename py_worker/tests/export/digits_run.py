@@ -15,18 +15,9 @@ import torch
 
 from dmbq_worker.engine.service import TrainingService
 from dmbq_worker.proto import dmbq_pb2 as pb
+from dmbq_worker.server.context import NullContext
 
 LAPLACE = {1: [1.0], 2: [1.5936, 1.0], 3: [1.896, 1.4348, 0.8303]}
-
-
-class _Context:
-    request_id = 1
-
-    def progress(self, event: pb.Progress) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
 
 
 def f32(values: list[float]) -> bytes:
@@ -68,7 +59,7 @@ class DigitsRun:
 def make_digits_run(run_dir: Path, epochs: int = 3) -> DigitsRun:
     """Train, evaluate and checkpoint; write config.json, checkpoints/latest.json and result.json."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    svc, ctx = TrainingService(), _Context()
+    svc, ctx = TrainingService(), NullContext()
     req = pb.Configure(
         model=pb.ModelSpec(name="digits_cnn"), dataset=pb.DatasetSpec(name="digits", augment=True),
         optimizer=pb.OptimizerSpec(lr=0.05), schedule=pb.ScheduleSpec(epochs=epochs), seed=0, device="cpu",
