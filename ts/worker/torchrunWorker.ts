@@ -5,14 +5,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { HelloReply } from "../gen/dmbq.js";
 import { ZmqTransport } from "../transport/zmqTransport.js";
 import { WorkerExitedError } from "./errors.js";
 import { projectRoot, workerEnv, workerPython } from "./pythonEnv.js";
 import { StderrTail } from "./stderrTail.js";
 import { supervise } from "./supervisor.js";
 import { WorkerClient } from "./workerClient.js";
-import type { WorkerHandle } from "./workerHandle.js";
+import { handshakeAndHandle, type WorkerHandle } from "./workerHandle.js";
 
 // Kept set on the GPU hosts: NVLink multicast (NVLS) is off there.
 export const NCCL_HOST_ENV: Readonly<Record<string, string>> = {
@@ -94,32 +93,10 @@ export async function spawnTorchrunWorker(options: TorchrunOptions): Promise<Wor
     child.once("error", (err) => finish(null, null, err));
   });
 
-  let hello: HelloReply;
-  try {
-    hello = await client.hello(options.startTimeoutMs ?? 180_000);
-  } catch (err) {
-    killGroup("SIGKILL");
-    await exited;
-    throw err;
-  }
-  return {
-    client,
-    hello,
-    pid: child.pid,
-    transport,
-    exited,
-    async close() {
-      if (child.exitCode === null && child.signalCode === null) {
-        try {
-          await client.shutdown(10_000);
-        } catch {
-          // dead or stuck: the kill below settles it
-        }
-        const killer = setTimeout(() => killGroup("SIGKILL"), 10_000);
-        await exited;
-        clearTimeout(killer);
-      }
-      await transport.close();
-    },
-  };
+  return handshakeAndHandle({
+    client, transport, exited, pid: child.pid,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    kill: killGroup,
+    startTimeoutMs: options.startTimeoutMs ?? 180_000, shutdownMs: 10_000, killAfterMs: 10_000,
+  });
 }

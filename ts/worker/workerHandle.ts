@@ -101,33 +101,56 @@ export async function spawnWorker(options: SpawnOptions = {}): Promise<WorkerHan
   // The stdin pipe errors with EPIPE if the worker dies mid-write; the exit handler reports that death.
   child.stdin!.on("error", () => {});
 
+  return handshakeAndHandle({
+    client, transport, exited, pid: child.pid,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    kill: (signal) => child.kill(signal),
+    startTimeoutMs: options.startTimeoutMs ?? 120_000, shutdownMs: 5_000, killAfterMs: 3_000,
+  });
+}
+
+/** How a started worker process is finished into a WorkerHandle (shared by the plain and the torchrun worker). */
+export interface StartedWorker {
+  client: WorkerClient;
+  transport: Transport;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  pid: number | undefined;
+  alive: () => boolean;
+  kill: (signal: NodeJS.Signals) => void;
+  startTimeoutMs: number;
+  /** close(): how long the Shutdown request may take, then how long before SIGKILL. */
+  shutdownMs: number;
+  killAfterMs: number;
+}
+
+/** The handshake, then the handle; a failed handshake kills the process and rethrows. */
+export async function handshakeAndHandle(w: StartedWorker): Promise<WorkerHandle> {
   let hello: HelloReply;
   try {
-    hello = await client.hello(options.startTimeoutMs ?? 120_000);
+    hello = await w.client.hello(w.startTimeoutMs);
   } catch (err) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await exited;
+    if (w.alive()) w.kill("SIGKILL");
+    await w.exited;
     throw err;
   }
-
   return {
-    client,
+    client: w.client,
     hello,
-    pid: child.pid,
-    transport,
-    exited,
+    pid: w.pid,
+    transport: w.transport,
+    exited: w.exited,
     async close() {
-      if (child.exitCode === null && child.signalCode === null) {
+      if (w.alive()) {
         try {
-          await client.shutdown(5_000);
+          await w.client.shutdown(w.shutdownMs);
         } catch {
           // dead or stuck: the kill below settles it
         }
-        const killer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-        await exited;
+        const killer = setTimeout(() => w.kill("SIGKILL"), w.killAfterMs);
+        await w.exited;
         clearTimeout(killer);
       }
-      await transport.close();
+      await w.transport.close();
     },
   };
 }
