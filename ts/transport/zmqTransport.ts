@@ -8,6 +8,12 @@ export interface ZmqOptions {
   heartbeatMs?: number;
   /** Remote workers only: how long a lost connection may stay lost before the transport closes. */
   reconnectGraceMs?: number;
+  /**
+   * Watch the socket's connection events to notice a lost peer (remote workers). Off for a worker this process
+   * spawned, whose exit is noticed directly: zeromq.js leaks three eventfds per socket whose event observer was
+   * ever created, closed or not, so a long-lived orchestrator must not create one per spawned worker.
+   */
+  watchConnection?: boolean;
 }
 
 export class ZmqTransport implements Transport {
@@ -33,9 +39,9 @@ export class ZmqTransport implements Transport {
   }
 
   static connect(endpoint: string, options: ZmqOptions = {}): ZmqTransport {
-    const t = new ZmqTransport(endpoint, { heartbeatMs: 500, reconnectGraceMs: 2000, ...options });
+    const t = new ZmqTransport(endpoint, { heartbeatMs: 500, reconnectGraceMs: 2000, watchConnection: true, ...options });
     t.socket.connect(endpoint);
-    void t.watchConnection();
+    if (t.options.watchConnection) void t.watchConnection();
     void t.receiveLoop();
     return t;
   }
@@ -95,10 +101,12 @@ export class ZmqTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.lostTimer);
-    try {
-      this.socket.events.close();
-    } catch {
-      // already closed
+    if (this.options.watchConnection) {
+      try {
+        this.socket.events.close();
+      } catch {
+        // already closed
+      }
     }
     this.socket.close();
     this.closeListener(reason);

@@ -71,7 +71,7 @@ export async function spawnTorchrunWorker(options: TorchrunOptions): Promise<Wor
   });
   child.stdout!.resume();
 
-  const transport = ZmqTransport.connect(endpoint);
+  const transport = ZmqTransport.connect(endpoint, { watchConnection: false });
   const client = new WorkerClient(transport);
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     const finish = (code: number | null, signal: string | null, spawnError?: Error) => {

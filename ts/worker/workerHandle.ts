@@ -70,7 +70,7 @@ export async function spawnWorker(options: SpawnOptions = {}): Promise<WorkerHan
 
   const transport: Transport =
     kind === "zmq"
-      ? ZmqTransport.connect(`ipc://${join(socketDir!, "worker.sock")}`)
+      ? ZmqTransport.connect(`ipc://${join(socketDir!, "worker.sock")}`, { watchConnection: false })
       : new StdioTransport(`stdio:${child.pid}`, child.stdout!, child.stdin!);
   if (kind === "zmq") child.stdout!.resume(); // nothing is expected there; never let the pipe fill
   const client = new WorkerClient(transport);
