@@ -1,7 +1,8 @@
 // ZeroMQ DEALER talking to the worker's ROUTER. zeromq.js allows one pending receive and one pending
 // send per socket, so there is exactly one receive loop and one send queue here.
 import { Dealer } from "zeromq";
-import { Transport, TransportClosedError } from "./transport.js";
+import { FrameTransport } from "./frameTransport.js";
+import { TransportClosedError } from "./transport.js";
 
 export interface ZmqOptions {
   /** ZMTP heartbeat interval; a peer silent for 3 intervals is considered gone. 0 disables. */
@@ -16,16 +17,13 @@ export interface ZmqOptions {
   watchConnection?: boolean;
 }
 
-export class ZmqTransport implements Transport {
+export class ZmqTransport extends FrameTransport {
   readonly kind = "zmq";
   private readonly socket: Dealer;
-  private sendQueue: Promise<void> = Promise.resolve();
-  private frameListener: (frame: Uint8Array) => void = () => {};
-  private closeListener: (reason: Error) => void = () => {};
-  private closed = false;
   private lostTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly address: string, private readonly options: Required<ZmqOptions>) {
+    super();
     const hb = options.heartbeatMs;
     this.socket = new Dealer({
       linger: 0,
@@ -46,30 +44,14 @@ export class ZmqTransport implements Transport {
     return t;
   }
 
-  send(frame: Uint8Array): Promise<void> {
-    if (this.closed) return Promise.reject(new TransportClosedError(`zmq transport to ${this.address} is closed`));
-    const next = this.sendQueue.then(() => this.socket.send(frame));
-    // The queue itself must survive a failed send; the caller still sees the failure.
-    this.sendQueue = next.catch(() => {});
-    return next;
-  }
-
-  onFrame(listener: (frame: Uint8Array) => void): void {
-    this.frameListener = listener;
-  }
-
-  onClose(listener: (reason: Error) => void): void {
-    this.closeListener = listener;
-  }
-
-  async close(): Promise<void> {
-    this.finish(new TransportClosedError(`zmq transport to ${this.address} was closed`));
+  protected write(frame: Uint8Array): Promise<void> {
+    return this.socket.send(frame);
   }
 
   private async receiveLoop(): Promise<void> {
     try {
       for await (const [frame] of this.socket) {
-        if (frame) this.frameListener(frame);
+        if (frame) this.deliver(frame);
       }
     } catch (err) {
       if (!this.closed) this.finish(new TransportClosedError(`zmq receive from ${this.address} failed: ${(err as Error).message}`));
@@ -97,9 +79,7 @@ export class ZmqTransport implements Transport {
     }
   }
 
-  private finish(reason: Error): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected release(): void {
     clearTimeout(this.lostTimer);
     if (this.options.watchConnection) {
       try {
@@ -109,6 +89,5 @@ export class ZmqTransport implements Transport {
       }
     }
     this.socket.close();
-    this.closeListener(reason);
   }
 }
