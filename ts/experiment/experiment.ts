@@ -388,10 +388,9 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const epochs = this.folder.epochs();
     const last = epochs[epochs.length - 1];
     const times = epochs.map((e) => e.seconds).sort((a, b) => a - b);
-    const alphas = this.tables ? [...this.tables.weight, ...this.tables.act].reduce((n, t) => n + t.alphaF32.length / 4, 0) : 0;
-    // Count only the tables a deployed model needs: the widths in use.
+    // Count only the tables a deployed model needs: one α per bit of each width in use (none in full precision).
     const used = new Set(this.policy?.layers.flatMap((l) => l.weightBits.filter((b) => b >= 1 && b <= 8)) ?? []);
-    const usedAlphas = this.policy ? [...used].reduce((n, b) => n + b, 0) : alphas;
+    const usedAlphas = [...used].reduce((n, b) => n + b, 0);
     const size = deployedSize(this.configured!, this.policy, { alphas: usedAlphas });
     const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
     const result: RunResult = {
