@@ -6,12 +6,10 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, copyFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { root, workerPython } from "./workerPython.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const venv = join(root, "py_worker", ".venv", "bin", "python");
-const python = process.env.DMBQ_PYTHON || (existsSync(venv) ? venv : "python3");
+const python = workerPython();
 const plugin = join(root, "node_modules", ".bin", "protoc-gen-ts_proto");
 const TS_OPTS = "esModuleInterop=true,importSuffix=.js,oneof=unions-value,outputServices=false,env=node,outputJsonMethods=false,useOptionals=none";
 const targets = [

@@ -1,13 +1,10 @@
 #!/usr/bin/env node
 // Runs the worker's Python with the given arguments: $DMBQ_PYTHON, else py_worker/.venv, else python3.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { root, workerPython } from "./workerPython.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const venv = join(root, "py_worker", ".venv", "bin", "python");
-const python = process.env.DMBQ_PYTHON || (existsSync(venv) ? venv : "python3");
+const python = workerPython();
 const env = { ...process.env, PYTHONPATH: [join(root, "py_worker"), process.env.PYTHONPATH].filter(Boolean).join(":") };
 const r = spawnSync(python, process.argv.slice(2), { stdio: "inherit", env, cwd: root });
 if (r.error) {
