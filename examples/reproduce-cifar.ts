@@ -1,30 +1,29 @@
 // The driver for the CIFAR-10 table (issue 6): every row is one experiment started from its model's
-// full-precision run, all with the same recipe and seed policy. Rows run `--parallel` at a time (each its own
-// worker process; several fit on one GPU), and the table is printed as markdown and written as JSON.
+// full-precision run, all with the same recipe and seed policy. Rows are spread over `--devices`, at most
+// `--per-device` at a time on each (each row its own worker process); a quantized row starts as soon as the FP
+// run of its own model is done. The table is printed as markdown and written as JSON (summary.json/.md).
+// `--timing` measures the epoch-time ratios of issue 6 item 4 on one device, one run at a time (timing.json).
 //
 //   node dist/examples/reproduce-cifar.js --data $CIFAR10_DIR --runs runs/cifar [--rows r20-fp,r20-w2a2-cp,...]
-//        [--fp-epochs 160] [--q-epochs 80] [--parallel 4] [--seed 0] [--precision bf16]
+//        [--devices cuda:0,cuda:1] [--per-device 1] [--fp-epochs 160] [--q-epochs 80] [--seed 0]
+//        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q 0.02] [--warm-epochs 0]
+//        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
+//        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
+//
+// Long runs span several device calls: give `--deadline-s` a little under the call's limit (running rows stop
+// at a step boundary, keep their last epoch checkpoint, and the summary is still written), carry the runs
+// folder, and call again with `--resume-existing`: finished rows are read back, unfinished ones resumed.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { Experiment, type ExperimentConfig, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
+import { Experiment, type ExperimentConfig, type ExperimentRun, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
 
-const { values } = parseArgs({
-  options: {
-    data: { type: "string", default: process.env.CIFAR10_DIR ?? "data/cifar10" },
-    runs: { type: "string", default: "runs/cifar" },
-    rows: { type: "string", default: "" },
-    "fp-epochs": { type: "string", default: "160" },
-    "q-epochs": { type: "string", default: "80" },
-    parallel: { type: "string", default: "4" },
-    seed: { type: "string", default: "0" },
-    precision: { type: "string", default: "fp32" },
-    "train-limit": { type: "string", default: "0" },
-  },
-});
+// ---------------------------------------------------------------- rows
 
-interface Row {
+export interface Row {
   id: string;
   model: "resnet20" | "vgg_small";
   quant?: QuantConfig;
@@ -32,7 +31,7 @@ interface Row {
   paper?: number;
 }
 
-const ROWS: Row[] = [
+export const ROWS: Row[] = [
   { id: "r20-fp", model: "resnet20", paper: 92.4 },
   { id: "r20-w4a4-gp", model: "resnet20", quant: { weightBits: 4, actBits: 4, granularity: "GP" } },
   { id: "r20-w2a32-cp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "CP" }, paper: 92.5 },
@@ -52,80 +51,493 @@ const ROWS: Row[] = [
   { id: "r20-w2a2-cp-empirical", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP", levels: "empirical" } },
 ];
 
-const wanted = values.rows ? values.rows.split(",").map((s) => s.trim()) : ROWS.map((r) => r.id);
-const unknown = wanted.filter((id) => !ROWS.some((r) => r.id === id));
-if (unknown.length) {
-  console.error(`unknown rows: ${unknown.join(", ")}; known: ${ROWS.map((r) => r.id).join(", ")}`);
-  process.exit(2);
-}
-const runsDir = resolve(values.runs!);
-mkdirSync(runsDir, { recursive: true });
-const fpEpochs = Number(values["fp-epochs"]);
-const qEpochs = Number(values["q-epochs"]);
-const seed = Number(values.seed);
+/** The FP row a quantized row starts from. */
+export const fpRowOf = (row: Row): string => (row.model === "resnet20" ? "r20-fp" : "vgg-fp");
 
-function config(row: Row): ExperimentConfig {
-  const fp = !row.quant;
+/** Issue 6 item 4: the rows whose epoch time is compared with FP, and the paper's ratios. */
+export const TIMING_ROWS: { id: string; paperRatio: number }[] = [
+  { id: "r20-fp", paperRatio: 1 },
+  { id: "r20-w2a32-cp", paperRatio: 1.16 },
+  { id: "r20-w4a4-gp", paperRatio: 1.14 },
+  { id: "r20-w2a2-cp", paperRatio: 1.22 },
+];
+
+// ---------------------------------------------------------------- scheduling (pure; the tests drive it)
+
+export interface Job {
+  id: string;
+  /** The id of a job that must finish first (it must come earlier in the list); one not in the list is taken as done. */
+  after?: string;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: Error };
+
+/**
+ * Runs `jobs` on `devices`, at most `perDevice` at a time on each device (a device named twice is two queues).
+ * Each free slot takes the first job in list order whose dependency has finished, so jobs listed first go
+ * first and a job waits only for its own dependency. A job whose dependency failed fails without running;
+ * once `canStart()` turns false, jobs not yet started fail as "not started".
+ */
+export async function runOnDevices<T>(
+  jobs: readonly Job[],
+  devices: readonly string[],
+  perDevice: number,
+  run: (job: Job, device: string) => Promise<T>,
+  canStart: () => boolean = () => true,
+): Promise<Map<string, Outcome<T>>> {
+  if (devices.length === 0) throw new Error("devices: at least one device is needed");
+  if (!Number.isInteger(perDevice) || perDevice < 1) throw new Error(`per-device: expected an integer >= 1, got ${perDevice}`);
+  const seen = new Set<string>();
+  const ids = new Set(jobs.map((j) => j.id));
+  for (const j of jobs) {
+    if (seen.has(j.id)) throw new Error(`jobs: ${j.id} is listed twice`);
+    if (j.after !== undefined && ids.has(j.after) && !seen.has(j.after)) throw new Error(`jobs: ${j.id} runs after ${j.after}, which must come earlier in the list`);
+    seen.add(j.id);
+  }
+  const outcomes = new Map<string, Outcome<T>>();
+  const pending = [...jobs];
+  let waiters: (() => void)[] = [];
+  const changed = (): void => {
+    const w = waiters;
+    waiters = [];
+    for (const wake of w) wake();
+  };
+  // The next job for a free slot, "wait" while every pending job waits on a running one, undefined when none is left.
+  const take = (): Job | "wait" | undefined => {
+    if (!canStart()) {
+      for (const j of pending.splice(0)) outcomes.set(j.id, { ok: false, error: new Error("not started (stopped before its turn)") });
+      changed();
+      return undefined;
+    }
+    for (let i = 0; i < pending.length; i++) {
+      const job = pending[i]!;
+      const dep = job.after !== undefined && ids.has(job.after) ? outcomes.get(job.after) : { ok: true as const, value: undefined };
+      if (!dep) continue;
+      pending.splice(i--, 1);
+      if (!dep.ok) {
+        outcomes.set(job.id, { ok: false, error: new Error(`${job.after}, which it starts from, did not finish: ${dep.error.message}`) });
+        changed();
+        continue;
+      }
+      return job;
+    }
+    return pending.length ? "wait" : undefined;
+  };
+  const slot = async (device: string): Promise<void> => {
+    for (;;) {
+      const job = take();
+      if (job === undefined) return;
+      if (job === "wait") {
+        await new Promise<void>((r) => waiters.push(r));
+        continue;
+      }
+      try {
+        outcomes.set(job.id, { ok: true, value: await run(job, device) });
+      } catch (err) {
+        outcomes.set(job.id, { ok: false, error: err instanceof Error ? err : new Error(String(err)) });
+      }
+      changed();
+    }
+  };
+  await Promise.all(devices.flatMap((d) => Array.from({ length: perDevice }, () => slot(d))));
+  return outcomes;
+}
+
+/** The median of the epoch times after the first (the first pays for warm-up: allocation, cuDNN autotune, graph capture). */
+export function steadyMedian(perEpoch: readonly number[]): number {
+  const xs = perEpoch.slice(1).sort((a, b) => a - b);
+  if (xs.length === 0) throw new Error(`steadyMedian: needs at least 2 epochs, got ${perEpoch.length}`);
+  const m = xs.length >> 1;
+  return xs.length % 2 ? xs[m]! : (xs[m - 1]! + xs[m]!) / 2;
+}
+
+// ---------------------------------------------------------------- the command line
+
+interface Options {
+  data: string;
+  runsDir: string;
+  rows: Row[];
+  rowsGiven: boolean;
+  devices: string[];
+  perDevice: number;
+  fpEpochs: number;
+  qEpochs: number;
+  seed: number;
+  precision: "fp32" | "bf16";
+  compile: boolean;
+  lrFp: number;
+  lrQ: number;
+  warmEpochs: number;
+  lba: NonNullable<QuantConfig["lba"]>;
+  trainLimit: number;
+  testLimit: number;
+  keepCheckpoints: number;
+  resumeExisting: boolean;
+  deadlineS: number;
+  timing: boolean;
+  timingEpochs: number;
+  timingRamp: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      data: { type: "string", default: process.env.CIFAR10_DIR ?? "data/cifar10" },
+      runs: { type: "string", default: "runs/cifar" },
+      rows: { type: "string", default: "" },
+      devices: { type: "string", default: "auto" },
+      "per-device": { type: "string" },
+      parallel: { type: "string" }, // the old name of --per-device
+      "fp-epochs": { type: "string", default: "160" },
+      "q-epochs": { type: "string", default: "80" },
+      seed: { type: "string", default: "0" },
+      precision: { type: "string", default: "fp32" },
+      compile: { type: "boolean", default: false },
+      "lr-fp": { type: "string", default: "0.1" },
+      "lr-q": { type: "string", default: "0.02" },
+      "warm-epochs": { type: "string", default: "0" },
+      "lba-ramp": { type: "string" },
+      "lba-r-start": { type: "string" },
+      "lba-r-end": { type: "string" },
+      "train-limit": { type: "string", default: "0" },
+      "test-limit": { type: "string", default: "0" },
+      "keep-checkpoints": { type: "string", default: "1" },
+      "resume-existing": { type: "boolean", default: false },
+      "deadline-s": { type: "string", default: "0" },
+      timing: { type: "boolean", default: false },
+      "timing-epochs": { type: "string", default: "4" },
+      "timing-ramp": { type: "string", default: "1" },
+    },
+  });
+  const num = (flag: string, raw: string | undefined, check: (v: number) => boolean, what: string): number => {
+    const v = Number(raw);
+    if (raw === undefined || raw.trim() === "" || !Number.isFinite(v) || !check(v)) throw new Error(`--${flag}: ${JSON.stringify(raw)} is not ${what}`);
+    return v;
+  };
+  const int = (flag: string, raw: string | undefined, min: number): number =>
+    num(flag, raw, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
+  const fraction = (flag: string, raw: string | undefined): number => num(flag, raw, (v) => v > 0 && v <= 1, "a number in (0, 1]");
+  const wanted = values.rows ? values.rows.split(",").map((s) => s.trim()).filter(Boolean) : ROWS.map((r) => r.id);
+  const unknown = wanted.filter((id) => !ROWS.some((r) => r.id === id));
+  if (unknown.length) throw new Error(`--rows: unknown rows ${unknown.join(", ")}; known: ${ROWS.map((r) => r.id).join(", ")}`);
+  const devices = values.devices!.split(",").map((s) => s.trim());
+  if (devices.some((d) => !/^(auto|cpu|cuda(:\d+)?)$/.test(d))) throw new Error(`--devices: ${JSON.stringify(values.devices)} must list auto, cpu, cuda or cuda:N, separated by commas`);
+  if (values.precision !== "fp32" && values.precision !== "bf16") throw new Error(`--precision: ${JSON.stringify(values.precision)} is not fp32 or bf16`);
+  const lba: NonNullable<QuantConfig["lba"]> = {};
+  if (values["lba-ramp"] !== undefined) lba.rampFraction = fraction("lba-ramp", values["lba-ramp"]);
+  if (values["lba-r-start"] !== undefined) lba.rStart = fraction("lba-r-start", values["lba-r-start"]);
+  if (values["lba-r-end"] !== undefined) lba.rEnd = fraction("lba-r-end", values["lba-r-end"]);
+  const data = resolve(values.data!);
+  if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
-    name: row.id,
-    runsDir,
-    model: row.model,
-    dataset: { name: "cifar10", path: values.data!, batchSize: 128, augment: true, ...(Number(values["train-limit"]) ? { trainLimit: Number(values["train-limit"]) } : {}) },
-    epochs: fp ? fpEpochs : qEpochs,
-    // The paper's optimizer (SGD, momentum 0.9, weight decay 1e-4, batch 128) with a cosine schedule;
-    // quantized rows fine-tune from their model's FP weights at a lower LR.
-    optimizer: { name: "sgd", lr: fp ? 0.1 : 0.02, momentum: 0.9, weightDecay: 1e-4 },
-    schedule: { kind: "cosine" },
-    seed,
-    precision: values.precision as "fp32" | "bf16",
-    progress: "none",
-    ...(row.quant ? { quant: row.quant, init: { fromRun: join(runsDir, row.model === "resnet20" ? "r20-fp" : "vgg-fp") } } : {}),
+    data,
+    runsDir: resolve(values.runs!),
+    rows: ROWS.filter((r) => wanted.includes(r.id)),
+    rowsGiven: Boolean(values.rows),
+    devices,
+    perDevice: int("per-device", values["per-device"] ?? values.parallel ?? "1", 1),
+    fpEpochs: int("fp-epochs", values["fp-epochs"], 1),
+    qEpochs: int("q-epochs", values["q-epochs"], 1),
+    seed: int("seed", values.seed, 0),
+    precision: values.precision,
+    compile: values.compile!,
+    lrFp: num("lr-fp", values["lr-fp"], (v) => v > 0, "a positive number"),
+    lrQ: num("lr-q", values["lr-q"], (v) => v > 0, "a positive number"),
+    warmEpochs: int("warm-epochs", values["warm-epochs"], 0),
+    lba,
+    trainLimit: int("train-limit", values["train-limit"], 0),
+    testLimit: int("test-limit", values["test-limit"], 0),
+    keepCheckpoints: int("keep-checkpoints", values["keep-checkpoints"], 1),
+    resumeExisting: values["resume-existing"]!,
+    deadlineS: num("deadline-s", values["deadline-s"], (v) => v >= 0, "a number of seconds >= 0"),
+    timing: values.timing!,
+    timingEpochs: int("timing-epochs", values["timing-epochs"], 2),
+    timingRamp: fraction("timing-ramp", values["timing-ramp"]),
   };
 }
 
-const results = new Map<string, RunResult>();
-async function runRow(row: Row): Promise<void> {
-  const t0 = Date.now();
+const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
+
+function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = row.quant ? o.qEpochs : o.fpEpochs, lba = o.lba): ExperimentConfig {
+  const fp = !row.quant;
+  const fromRun = join(o.runsDir, fpRowOf(row));
+  return {
+    name,
+    runsDir,
+    model: row.model,
+    dataset: {
+      name: "cifar10", path: o.data, batchSize: 128, augment: true,
+      ...(o.trainLimit ? { trainLimit: o.trainLimit } : {}), ...(o.testLimit ? { testLimit: o.testLimit } : {}),
+    },
+    epochs,
+    // The paper's optimizer (SGD, momentum 0.9, weight decay 1e-4, batch 128) with a cosine schedule;
+    // quantized rows fine-tune from their model's FP weights at a lower LR.
+    optimizer: { name: "sgd", lr: fp ? o.lrFp : o.lrQ, momentum: 0.9, weightDecay: 1e-4 },
+    schedule: { kind: "cosine", ...(o.warmEpochs ? { warmupEpochs: o.warmEpochs } : {}) },
+    seed: o.seed,
+    device,
+    precision: o.precision,
+    compile: o.compile,
+    keepCheckpoints: o.keepCheckpoints,
+    progress: "none",
+    ...(row.quant ? { quant: { ...row.quant, ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+  };
+}
+
+/** The command that reproduces one row (its FP run first, when that is missing). */
+function rowCommand(o: Options, row: Row): string {
+  const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${row.id}`,
+    `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`, `--lr-q ${o.lrQ}`];
+  if (o.compile) parts.push("--compile");
+  if (o.warmEpochs) parts.push(`--warm-epochs ${o.warmEpochs}`);
+  if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
+  if (o.lba.rStart !== undefined) parts.push(`--lba-r-start ${o.lba.rStart}`);
+  if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
+  if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
+  if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
+  return parts.join(" ");
+}
+
+/** result.json of a run that finished `epochs` epochs, or undefined. */
+function finishedResult(dir: string, epochs: number): RunResult | undefined {
+  const p = join(dir, "result.json");
+  if (!existsSync(p)) return undefined;
+  const r = JSON.parse(readFileSync(p, "utf8")) as RunResult;
+  return r.epochs === epochs ? r : undefined;
+}
+
+/** The epochs an unfinished run folder was started for, when it holds a checkpoint to resume from. */
+function resumableEpochs(dir: string): number | undefined {
+  if (!existsSync(join(dir, "checkpoints", "latest.json")) || !existsSync(join(dir, "config.json"))) return undefined;
+  return (JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as ExperimentConfig).epochs;
+}
+
+const today = (): string => new Date().toISOString().slice(0, 10);
+function commit(): string | null {
   try {
-    const run = await Experiment.start(config(row));
-    run.on("epoch", (e) => console.log(`[${row.id}] epoch ${e.epoch}  test ${(e.testAccuracy * 100).toFixed(2)}%  W${e.avgWBits.toFixed(2)}/A${e.avgABits.toFixed(2)}  ${e.seconds.toFixed(2)} s`));
-    const r = await run.result;
-    results.set(row.id, r);
-    console.log(`[${row.id}] top-1 ${r.top1.toFixed(2)}%  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() || null;
+  } catch {
+    return null; // a copy of the tree without .git (e.g. on the device)
+  }
+}
+
+/** Running experiments, so a deadline or a signal can stop them at a step boundary. */
+class Runs {
+  readonly active = new Set<ExperimentRun>();
+  stopped = false;
+
+  stopAll(why: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    console.error(`stopping ${this.active.size} running row(s): ${why}; each keeps its last epoch checkpoint (continue with --resume-existing)`);
+    for (const r of this.active) r.stop();
+  }
+
+  async follow(run: ExperimentRun, tag: string, onEpoch?: (seconds: number, wallS: number) => void): Promise<RunResult> {
+    this.active.add(run);
+    let last = Date.now();
+    run.on("epoch", (e) => {
+      const now = Date.now();
+      onEpoch?.(e.seconds, (now - last) / 1000);
+      last = now;
+      console.log(`[${tag}] epoch ${e.epoch}/${run.config.epochs}  test ${(e.testAccuracy * 100).toFixed(2)}%  W${e.avgWBits.toFixed(2)}/A${e.avgABits.toFixed(2)}  train ${e.seconds.toFixed(2)} s`);
+    });
+    try {
+      const r = await run.result;
+      if (r.epochs < run.config.epochs) throw new Error(`stopped after epoch ${r.epochs} of ${run.config.epochs}`);
+      return r;
+    } finally {
+      this.active.delete(run);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the table rows
+
+async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise<RunResult> {
+  const dir = join(o.runsDir, row.id);
+  const epochs = row.quant ? o.qEpochs : o.fpEpochs;
+  const t0 = Date.now();
+  let run: ExperimentRun | undefined;
+  if (o.resumeExisting) {
+    const done = finishedResult(dir, epochs);
+    if (done) {
+      console.log(`[${row.id}] finished earlier (${epochs} epochs): read back, top-1 ${done.top1.toFixed(2)}%`);
+      return done;
+    }
+    const savedEpochs = resumableEpochs(dir);
+    if (savedEpochs === epochs) {
+      // Paths and the device may differ from the call that started it (a carried runs folder, another machine).
+      const c = rowConfig(o, row, device);
+      run = await Experiment.resume(dir, { device, compile: o.compile, dataset: c.dataset, runsDir: o.runsDir, ...(c.init ? { init: c.init } : {}) });
+      console.log(`[${row.id}] resumed on ${device} from its checkpoint`);
+    } else if (savedEpochs !== undefined) {
+      console.log(`[${row.id}] its folder was started for ${savedEpochs} epochs, not ${epochs}: starting again`);
+    }
+  }
+  if (!run) {
+    run = await Experiment.start(rowConfig(o, row, device));
+    console.log(`[${row.id}] started on ${device}`);
+  }
+  const r = await runs.follow(run, row.id);
+  console.log(`[${row.id}] top-1 ${r.top1.toFixed(2)}%  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s on ${device}`);
+  return r;
+}
+
+/** The jobs for the selected rows: every FP run they need first (also one not selected but missing), then the rest. */
+function rowJobs(o: Options): Job[] {
+  const fpIds = new Set(o.rows.filter((r) => !r.quant).map((r) => r.id));
+  for (const r of o.rows) {
+    const fp = fpRowOf(r);
+    if (r.quant && !fpIds.has(fp) && !finishedResult(join(o.runsDir, fp), o.fpEpochs)) {
+      console.log(`${r.id} starts from ${fp}, which has no finished ${o.fpEpochs}-epoch run in ${o.runsDir}: running it first`);
+      fpIds.add(fp);
+    }
+  }
+  const fps = ROWS.filter((r) => fpIds.has(r.id)).map((r) => ({ id: r.id }));
+  return [...fps, ...o.rows.filter((r) => r.quant).map((r) => ({ id: r.id, after: fpRowOf(r) }))];
+}
+
+interface SummaryRow {
+  model: string;
+  config: string;
+  top1: number;
+  fp_top1: number | null;
+  avg_w_bits: number;
+  avg_a_bits: number;
+  size_mb: number;
+  epochs: number;
+  gpu: string;
+  epoch_time_ratio: number | null;
+  paper_top1: number | null;
+  command: string;
+}
+
+/** Ratios measured by an earlier (or this) `--timing` call, by row id. */
+function timingRatios(runsDir: string): Map<string, number> {
+  const p = join(runsDir, "timing.json");
+  if (!existsSync(p)) return new Map();
+  const t = JSON.parse(readFileSync(p, "utf8")) as TimingReport;
+  return new Map(t.rows.map((r) => [r.config, r.ratio]));
+}
+
+function writeSummary(o: Options, outcomes: Map<string, Outcome<RunResult>>): void {
+  const ratios = timingRatios(o.runsDir);
+  const lines = [
+    "| row | model | top-1 | FP top-1 | Δ vs FP | paper | avg W | avg A | size (MB) | epochs | s/epoch (train) | epoch-time ratio | device |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  const json: SummaryRow[] = [];
+  for (const row of o.rows) {
+    const out = outcomes.get(row.id);
+    if (!out?.ok) {
+      lines.push(`| ${row.id} | ${row.model} | not finished: ${(out?.error.message ?? "not run").replaceAll("|", "/").replaceAll("\n", " ")} | | | ${row.paper ?? ""} | | | | | | | |`);
+      continue;
+    }
+    const r = out.value;
+    const fpTop1 = row.quant ? (r.fpTop1 ?? null) : null;
+    const ratio = ratios.get(row.id) ?? null;
+    const gpu = r.device.replace(/^[a-z]+: /, "");
+    lines.push(`| ${row.id} | ${row.model} | ${r.top1.toFixed(2)} | ${fpTop1?.toFixed(2) ?? "—"} | ${fpTop1 !== null ? (r.top1 - fpTop1).toFixed(2) : "—"} | ${row.paper ?? ""} | ${r.avgWBits.toFixed(2)} | ${r.avgABits.toFixed(2)} | ${r.sizeMb.toFixed(3)} | ${r.epochs} | ${r.epochTimeS.toFixed(2)} | ${ratio?.toFixed(2) ?? "—"} | ${gpu} |`);
+    json.push({
+      model: row.model, config: row.id, top1: r.top1, fp_top1: fpTop1, avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits,
+      size_mb: r.sizeMb, epochs: r.epochs, gpu, epoch_time_ratio: ratio, paper_top1: row.paper ?? null, command: rowCommand(o, row),
+    });
+  }
+  console.log(lines.join("\n"));
+  writeFileSync(join(o.runsDir, "summary.json"), JSON.stringify(json, null, 2) + "\n");
+  writeFileSync(join(o.runsDir, "summary.md"), lines.join("\n") + "\n");
+}
+
+// ---------------------------------------------------------------- timing (issue 6 item 4)
+
+interface TimingReport {
+  device: string;
+  date: string;
+  commit: string | null;
+  epochs: number;
+  caption: string;
+  command: string;
+  rows: { config: string; trainSeconds: number[]; wallSeconds: number[]; medianTrainS: number; ratio: number; medianWallS: number; wallRatio: number; paperRatio: number }[];
+}
+
+async function runTiming(o: Options, runs: Runs): Promise<void> {
+  const device = o.devices[0]!;
+  const dir = join(o.runsDir, "timing");
+  mkdirSync(dir, { recursive: true });
+  // The same start for all four: the FP run's weights when there are any, else the seed's initialisation.
+  const fpRun = join(o.runsDir, "r20-fp");
+  const fromFp = existsSync(join(fpRun, "checkpoints", "latest.json"));
+  const measured: TimingReport["rows"] = [];
+  let deviceName = device;
+  for (const t of TIMING_ROWS) {
+    if (runs.stopped) throw new Error("timing: stopped before it finished");
+    const row = rowById(t.id);
+    // Every timed epoch inside the LBA window (--timing-ramp 1): sensitivities are collected in each of them.
+    const c = rowConfig(o, row, device, dir, `timing-${t.id}`, o.timingEpochs, { ...o.lba, rampFraction: o.timingRamp });
+    c.optimizer = { ...c.optimizer, lr: o.lrQ }; // one loop for all: only the scheme differs
+    if (fromFp) c.init = { fromRun: fpRun };
+    else delete c.init;
+    const train: number[] = [];
+    const wall: number[] = [];
+    const run = await Experiment.start(c);
+    const r = await runs.follow(run, `timing ${t.id}`, (s, w) => {
+      train.push(s);
+      wall.push(w);
+    });
+    deviceName = r.device;
+    measured.push({ config: t.id, trainSeconds: train, wallSeconds: wall, medianTrainS: steadyMedian(train), ratio: 0, medianWallS: steadyMedian(wall), wallRatio: 0, paperRatio: t.paperRatio });
+  }
+  const fp = measured[0]!;
+  for (const m of measured) {
+    m.ratio = m.medianTrainS / fp.medianTrainS;
+    m.wallRatio = m.medianWallS / fp.medianWallS;
+  }
+  const caption =
+    `ResNet-20 on CIFAR-10, ${o.timingEpochs} epochs each, one run at a time on ${deviceName} (${o.precision}${o.compile ? ", compiled" : ""}), ` +
+    `${fromFp ? "all from the FP run's weights" : "all from the same seed's initialisation"}, same loop (SGD, batch 128, LR ${o.lrQ}, cosine). ` +
+    `Median over epochs 2..${o.timingEpochs} (the first pays for warm-up). "train" is the worker's epoch time (EpochResult.seconds): ` +
+    `the training steps only (data loading, forward, backward, optimizer, the in-step LBA sensitivity collection), ending with a device sync; ` +
+    `not the test-set evaluation. "wall" is the time between consecutive epoch events in the driver: train + evaluation + the LBA policy step ` +
+    `and scheme update + the checkpoint. LBA rows: LBA window = ${o.timingRamp} of the epochs, so ${o.timingRamp === 1 ? "every timed epoch collects sensitivities" : "later epochs run without sensitivities"}; ` +
+    `the last epoch of a quantized run also collects weight histograms (for the report).`;
+  const lines = [
+    caption, "",
+    "| row | train s/epoch | ratio to FP | wall s/epoch | wall ratio | paper ratio |",
+    "|---|---|---|---|---|---|",
+    ...measured.map((m) => `| ${m.config} | ${m.medianTrainS.toFixed(3)} | ${m.ratio.toFixed(2)}× | ${m.medianWallS.toFixed(3)} | ${m.wallRatio.toFixed(2)}× | ${m.paperRatio.toFixed(2)}× |`),
+  ];
+  console.log(lines.join("\n"));
+  const command = ["node dist/examples/reproduce-cifar.js --timing", `--timing-epochs ${o.timingEpochs}`, `--timing-ramp ${o.timingRamp}`, `--devices ${device}`,
+    `--precision ${o.precision}`, `--lr-q ${o.lrQ}`, ...(o.compile ? ["--compile"] : []), ...(o.trainLimit ? [`--train-limit ${o.trainLimit}`] : []), ...(o.testLimit ? [`--test-limit ${o.testLimit}`] : [])].join(" ");
+  const report: TimingReport = { device: deviceName, date: today(), commit: commit(), epochs: o.timingEpochs, caption, command, rows: measured };
+  writeFileSync(join(o.runsDir, "timing.json"), JSON.stringify(report, null, 2) + "\n");
+  writeFileSync(join(o.runsDir, "timing.md"), lines.join("\n") + "\n");
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  let o: Options;
+  try {
+    o = parseOptions(process.argv.slice(2));
   } catch (err) {
-    console.error(`[${row.id}] failed: ${(err as Error).message}`);
+    console.error((err as Error).message);
+    process.exit(2);
   }
+  mkdirSync(o.runsDir, { recursive: true });
+  const runs = new Runs();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => runs.stopAll(sig));
+  if (o.deadlineS > 0) setTimeout(() => runs.stopAll(`--deadline-s ${o.deadlineS} reached`), o.deadlineS * 1000).unref();
+
+  // Timing first and alone: rows running beside it would share the GPU and the host's data loading.
+  if (o.timing) await runTiming(o, runs);
+  if (o.timing && !o.rowsGiven) return;
+
+  const outcomes = await runOnDevices<RunResult>(rowJobs(o), o.devices, o.perDevice, (job, device) => runRow(o, runs, rowById(job.id), device), () => !runs.stopped);
+  for (const [id, out] of outcomes) if (!out.ok) console.error(`[${id}] not finished: ${out.error.message}`);
+  writeSummary(o, outcomes);
 }
 
-async function pool(rows: Row[], n: number): Promise<void> {
-  const queue = [...rows];
-  await Promise.all(Array.from({ length: Math.max(1, n) }, async () => {
-    for (let row = queue.shift(); row; row = queue.shift()) await runRow(row);
-  }));
-}
-
-const selected = ROWS.filter((r) => wanted.includes(r.id));
-// FP runs first (the others start from them), unless they already exist from an earlier call.
-const finishedWith = (id: string, epochs: number): boolean => {
-  const p = join(runsDir, id, "result.json");
-  return existsSync(p) && (JSON.parse(readFileSync(p, "utf8")) as RunResult).epochs === epochs;
-};
-const fps = selected.filter((r) => !r.quant && !finishedWith(r.id, fpEpochs));
-await pool(fps, Number(values.parallel));
-await pool(selected.filter((r) => r.quant), Number(values.parallel));
-
-const lines = ["| row | model | top-1 | FP top-1 | Δ vs FP | paper | avg W | avg A | size (MB) | epochs | s/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|"];
-const json = [];
-for (const row of selected) {
-  const r = results.get(row.id);
-  if (!r) {
-    lines.push(`| ${row.id} | ${row.model} | failed | | | ${row.paper ?? ""} | | | | | |`);
-    continue;
-  }
-  const fpTop1 = r.fpTop1;
-  lines.push(`| ${row.id} | ${row.model} | ${r.top1.toFixed(2)} | ${fpTop1?.toFixed(2) ?? "—"} | ${fpTop1 !== undefined ? (r.top1 - fpTop1).toFixed(2) : "—"} | ${row.paper ?? ""} | ${r.avgWBits.toFixed(2)} | ${r.avgABits.toFixed(2)} | ${r.sizeMb.toFixed(3)} | ${r.epochs} | ${r.epochTimeS.toFixed(2)} |`);
-  json.push({ model: row.model, config: row.id, top1: r.top1, fp_top1: fpTop1 ?? null, avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits, size_mb: r.sizeMb, epochs: r.epochs, gpu: r.device, epoch_time_s: r.epochTimeS, paper_top1: row.paper ?? null });
-}
-console.log(lines.join("\n"));
-writeFileSync(join(runsDir, "summary.json"), JSON.stringify(json, null, 2) + "\n");
-writeFileSync(join(runsDir, "summary.md"), lines.join("\n") + "\n");
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
