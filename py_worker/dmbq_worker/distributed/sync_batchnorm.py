@@ -3,6 +3,15 @@
 Without it each rank normalises by the statistics of its own slice, and an N-rank run would no longer compute
 what a 1-rank run with the same global batch computes. Two-pass statistics (mean, then the centred second moment)
 through the autograd-aware all_reduce, so the backward pass sums the statistics' gradients over the ranks.
+
+The arithmetic is float64, rounded to the input's dtype at the end. Why: in float32 "sum per rank, then across
+ranks" rounds differently from one sum over the whole batch, so mean and variance differ by an ulp between an N-rank
+and a 1-rank run, and so does every normalised value. With 2-bit weights AND 2-bit activations the conv outputs sit
+on a lattice: many max-pool windows hold values that are equal in real arithmetic, and the next quantizer sees
+values exactly on a rounding boundary; a 1-ulp shift picks another max (another subgradient) or another level.
+Measured on the digits CNN: 5 of 65,536 max-pool windows and one activation level flipped in the first step, and the
+loss drifted by ~1e-4. In float64 the per-rank partial sums are exact enough that the rounded result is the same
+bits for any number of ranks (the first step of that run became bit-identical).
 On CUDA torch's fused SyncBatchNorm is used instead (same parameter and buffer names: checkpoints are unchanged).
 """
 
@@ -26,8 +35,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         dims = [d for d in range(x.dim()) if d != 1]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
-        xf = x.float()
-        local_n = torch.tensor([float(xf.numel() // xf.shape[1])], device=x.device)
+        xf = x.double()
+        local_n = torch.tensor([float(xf.numel() // xf.shape[1])], dtype=torch.float64, device=x.device)
         count = dist_fn.all_reduce(local_n.clone())
         mean = dist_fn.all_reduce(xf.sum(dim=dims)) / count
         centred = xf - mean.view(shape)
@@ -38,8 +47,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 unbiased = var.detach() * (count / (count - 1).clamp_min(1))
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+                self.running_mean.mul_(1 - m).add_(mean.detach().to(self.running_mean.dtype), alpha=m)
+                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
         out = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)

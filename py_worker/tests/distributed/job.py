@@ -37,10 +37,14 @@ class TorchrunJob:
         self._sock.connect(self.endpoint)
         self._next_id = 1
 
-    def call(self, timeout_s: float = 120.0, **body: object) -> pb.Response:
-        """Send one request; return its final response (progress events are skipped)."""
+    def next_id(self) -> int:
         rid = self._next_id
         self._next_id += 1
+        return rid
+
+    def call(self, timeout_s: float = 120.0, **body: object) -> pb.Response:
+        """Send one request; return its final response (progress events are skipped)."""
+        rid = self.next_id()
         self.send(rid, **body)
         return self.final(rid, timeout_s)
 
