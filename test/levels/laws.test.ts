@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { law, nonNegativeLaw, LAW_NAMES, type Distribution } from "../../ts/levels/index.js";
+import { histogramDistribution, law, nonNegativeLaw, LAW_NAMES, type Distribution } from "../../ts/levels/index.js";
 
 /** Composite Simpson rule of x^k p(x) on [a, b]: an independent check of the closed forms. */
 function simpson(dist: Distribution, a: number, b: number, k: number, panels = 2000): number {
@@ -24,6 +24,32 @@ const continuousLaws: Distribution[] = [
 ];
 
 describe("levels/laws", () => {
+  it("cumulativeMomentsWithDensity gives the same moments as cumulativeMoments and the density pdf(x)", () => {
+    const edges = Array.from({ length: 65 }, (_, i) => -4 + i / 8);
+    const counts = Array.from({ length: 64 }, (_, i) => 1 + ((i * 37) % 11));
+    const laws: Distribution[] = [
+      ...continuousLaws,
+      law("laplace", { clip: 3 }),
+      nonNegativeLaw("gaussian", { clip: 2 }),
+      histogramDistribution(edges, counts),
+    ];
+    for (const d of laws) {
+      assert.equal(typeof d.cumulativeMomentsWithDensity, "function", d.name);
+      const plain = new Float64Array(3);
+      const both = new Float64Array(4);
+      fc.assert(
+        fc.property(fc.oneof(fc.double({ min: -12, max: 12, noNaN: true }), fc.constantFrom(-Infinity, Infinity, 0, d.support[0], d.support[1])), (x) => {
+          d.cumulativeMoments(x, plain);
+          d.cumulativeMomentsWithDensity!(x, both);
+          for (let k = 0; k < 3; k++) assert.equal(both[k], plain[k], `${d.name} moment ${k} at ${x}`);
+          const want = Number.isFinite(x) ? d.pdf(x) : 0;
+          assert.ok(Math.abs(both[3]! - want) <= 1e-14 * Math.max(want, 1e-300) + 1e-300, `${d.name} density at ${x}: ${both[3]} vs ${want}`);
+        }),
+        { numRuns: 200 },
+      );
+    }
+  });
+
   it("every law has total mass 1 and the stated E|X| and E[X²]", () => {
     for (const d of continuousLaws) {
       const lo = Math.max(d.support[0], -60);

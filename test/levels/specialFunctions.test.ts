@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { erf, erfc, normalCdf } from "../../ts/levels/index.js";
-import { normalCdfDirect } from "../../ts/levels/specialFunctions.js";
+import { normalCdfDirect, normalCdfPdf, normalPdf } from "../../ts/levels/specialFunctions.js";
 
 // Reference values from CPython's math.erfc (libm).
 const REFERENCE: [number, number][] = [
@@ -43,6 +43,18 @@ describe("levels/specialFunctions", () => {
     fc.assert(
       fc.property(fc.double({ min: -12, max: 12, noNaN: true }), (x) => {
         assert.ok(Math.abs(normalCdf(x) - normalCdfDirect(x)) < 2e-15, `x = ${x}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("the fused Φ/φ series gives Φ as normalCdf does and φ to 1e-14 relative", () => {
+    const out = new Float64Array(2);
+    fc.assert(
+      fc.property(fc.double({ min: -12, max: 12, noNaN: true }), (x) => {
+        normalCdfPdf(x, out);
+        assert.equal(out[0], normalCdf(x), `Φ(${x})`);
+        assert.ok(Math.abs(out[1]! - normalPdf(x)) <= 1e-14 * normalPdf(x), `φ(${x}) = ${out[1]} vs ${normalPdf(x)}`);
       }),
       { numRuns: 2000 },
     );

@@ -11,19 +11,21 @@ export interface CellMoments {
   m2: Float64Array;
 }
 
-/** Fills per-cell moments for ascending `levels`; `scratch` needs 6 entries. Returns nothing, writes `cells`. */
+/** Fills per-cell moments for ascending `levels`; `scratch` needs 3 entries. Returns nothing, writes `cells`. */
 export function fillCellMoments(dist: Distribution, levels: ArrayLike<number>, cells: CellMoments, scratch: Float64Array): void {
   const n = levels.length;
-  const lo = scratch.subarray(0, 3);
-  const hi = scratch.subarray(3, 6);
-  lo.fill(0);
+  // Scalars for the running lower bound: no typed-array copies in this hot loop.
+  let lo0 = 0;
+  let lo1 = 0;
+  let lo2 = 0;
   for (let j = 0; j < n; j++) {
-    if (j + 1 < n) dist.cumulativeMoments((levels[j]! + levels[j + 1]!) / 2, hi);
-    else dist.cumulativeMoments(Infinity, hi);
-    cells.m0[j] = hi[0]! - lo[0]!;
-    cells.m1[j] = hi[1]! - lo[1]!;
-    cells.m2[j] = hi[2]! - lo[2]!;
-    lo.set(hi);
+    dist.cumulativeMoments(j + 1 < n ? (levels[j]! + levels[j + 1]!) / 2 : Infinity, scratch);
+    cells.m0[j] = scratch[0]! - lo0;
+    cells.m1[j] = scratch[1]! - lo1;
+    cells.m2[j] = scratch[2]! - lo2;
+    lo0 = scratch[0]!;
+    lo1 = scratch[1]!;
+    lo2 = scratch[2]!;
   }
 }
 

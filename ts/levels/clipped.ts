@@ -69,6 +69,11 @@ class ClippedDistribution implements Distribution {
     out[2] = m2;
   }
 
+  cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.cumulativeMoments(x, out);
+    out[3] = this.pdf(x);
+  }
+
   cdf(x: number): number {
     this.cumulativeMoments(x, this.scratch);
     return this.scratch[0]!;

@@ -26,6 +26,11 @@ export interface Distribution {
    * out[2] = E[X²; X ≤ x]. Writes into `out` so the hot loop of the solver allocates nothing.
    */
   cumulativeMoments(x: number, out: Float64Array): void;
+  /**
+   * Optional: cumulativeMoments and the density pdf(x) in out[3] (`out` has 4 entries), for laws that get the
+   * density almost free with the moments; the solver calls it at every cell boundary and needs both there.
+   */
+  cumulativeMomentsWithDensity?(x: number, out: Float64Array): void;
   /** Moments over the half-open cell (a, b]. */
   partialMoments(a: number, b: number): PartialMoments;
   /** E|X|: the unit the experiment layer divides signed α by. */

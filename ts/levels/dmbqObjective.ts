@@ -9,7 +9,7 @@
  * where s_c is the basis vector (b_i) of the pattern at cell c.
  */
 import type { Distribution } from "./distribution.js";
-import { allocateCells, fillCellMoments, mseFromCells, type CellMoments } from "./cellError.js";
+import { allocateCells, type CellMoments } from "./cellError.js";
 
 export class DmbqObjective {
   readonly n: number; // 2^M levels
@@ -24,7 +24,10 @@ export class DmbqObjective {
   private readonly order: Int32Array;
   private readonly mergeValues: Float64Array;
   private readonly mergePatterns: Int32Array;
-  private readonly scratch = new Float64Array(3);
+  private readonly scratch = new Float64Array(4);
+  /** Density at threshold j (between levels j and j+1), filled by `evaluate` when the law offers it. */
+  private readonly thresholdDensity: Float64Array;
+  private readonly withDensity: boolean;
   private readonly atZero = new Float64Array(3);
   private readonly u = new Float64Array(8);
   private readonly z0: Float64Array;
@@ -46,6 +49,8 @@ export class DmbqObjective {
     this.z0 = new Float64Array(this.n);
     this.z1 = new Float64Array(this.n);
     this.zr = new Float64Array(this.n);
+    this.thresholdDensity = new Float64Array(this.n);
+    this.withDensity = typeof dist.cumulativeMomentsWithDensity === "function";
     // A symmetric law has no atom at 0 here (atoms only come from clamping at ±clip), so the mass up to 0 is
     // exactly the lower half's.
     this.mirrored = signed && dist.symmetric;
@@ -102,7 +107,7 @@ export class DmbqObjective {
   /** f(α); with `derivatives`, also fills gradient, Hessian and the LS system (else call `derive()` later). */
   evaluate(alpha: ArrayLike<number>, derivatives = true): number {
     this.evaluations++;
-    const { n, sortedLevels, order, cells, dist } = this;
+    const { n, sortedLevels, order, cells } = this;
     this.sortLevels(alpha);
     let mse: number;
     if (this.mirrored) {
@@ -113,38 +118,50 @@ export class DmbqObjective {
         sortedLevels[n - 1 - j] = -sortedLevels[j]!;
         order[n - 1 - j] = order[j]! ^ mask;
       }
-      const hi = this.scratch;
-      let lo0 = this.atZero[0]!;
-      let lo1 = this.atZero[1]!;
-      let lo2 = this.atZero[2]!;
-      let sum = 0;
+      mse = 2 * this.fillCells(half, this.atZero[0]!, this.atZero[1]!, this.atZero[2]!);
       for (let j = half; j < n; j++) {
-        const l = sortedLevels[j]!;
-        dist.cumulativeMoments(j + 1 < n ? (l + sortedLevels[j + 1]!) / 2 : Infinity, hi);
-        const m0 = hi[0]! - lo0;
-        const m1 = hi[1]! - lo1;
-        const m2 = hi[2]! - lo2;
-        lo0 = hi[0]!;
-        lo1 = hi[1]!;
-        lo2 = hi[2]!;
-        cells.m0[j] = m0;
-        cells.m1[j] = m1;
-        cells.m2[j] = m2;
-        cells.m0[n - 1 - j] = m0;
-        cells.m1[n - 1 - j] = -m1;
-        cells.m2[n - 1 - j] = m2;
-        sum += m2 - 2 * l * m1 + l * l * m0;
+        cells.m0[n - 1 - j] = cells.m0[j]!;
+        cells.m1[n - 1 - j] = -cells.m1[j]!;
+        cells.m2[n - 1 - j] = cells.m2[j]!;
       }
-      mse = Math.max(0, 2 * sum);
     } else {
-      fillCellMoments(dist, sortedLevels, cells, this.scratchSix);
-      mse = mseFromCells(sortedLevels, cells);
+      mse = this.fillCells(0, 0, 0, 0);
     }
     if (derivatives) this.derive();
-    return mse;
+    return Math.max(0, mse);
   }
 
-  private readonly scratchSix = new Float64Array(6);
+  /**
+   * Cell moments of cells first..n−1 from the cumulative moments (lo0, lo1, lo2) below cell `first`, and the
+   * density at each upper threshold (for the curvature in `derive`); returns the sum of those cells' errors.
+   */
+  private fillCells(first: number, lo0: number, lo1: number, lo2: number): number {
+    const { n, sortedLevels, cells, dist, thresholdDensity } = this;
+    const hi = this.scratch;
+    const withDensity = this.withDensity;
+    let sum = 0;
+    for (let j = first; j < n; j++) {
+      const l = sortedLevels[j]!;
+      const t = j + 1 < n ? (l + sortedLevels[j + 1]!) / 2 : Infinity;
+      if (withDensity) {
+        dist.cumulativeMomentsWithDensity!(t, hi);
+        thresholdDensity[j] = hi[3]!;
+      } else {
+        dist.cumulativeMoments(t, hi);
+      }
+      const m0 = hi[0]! - lo0;
+      const m1 = hi[1]! - lo1;
+      const m2 = hi[2]! - lo2;
+      lo0 = hi[0]!;
+      lo1 = hi[1]!;
+      lo2 = hi[2]!;
+      cells.m0[j] = m0;
+      cells.m1[j] = m1;
+      cells.m2[j] = m2;
+      sum += m2 - 2 * l * m1 + l * l * m0;
+    }
+    return sum;
+  }
 
   /** Gradient, Hessian and LS system at the α of the last `evaluate`. */
   derive(): void {
@@ -195,7 +212,7 @@ export class DmbqObjective {
     for (let j = first; j + 1 < n; j++) {
       const gap = sortedLevels[j + 1]! - sortedLevels[j]!;
       if (gap === 0) continue;
-      const density = this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
+      const density = this.withDensity ? this.thresholdDensity[j]! : this.dist.pdf((sortedLevels[j]! + sortedLevels[j + 1]!) / 2);
       if (density === 0) continue;
       const w = weight * scale * density * gap;
       const pa = order[j]!;

@@ -73,6 +73,23 @@ class HistogramDistribution implements Distribution {
     out[2] = this.cumulative[3 * k + 2]! + (d * (x * x * x - a * a * a)) / 3;
   }
 
+  cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    const bins = this.density.length;
+    if (x <= this.support[0] || x >= this.support[1]) {
+      this.cumulativeMoments(x, out);
+      out[3] = x === this.support[0] ? this.density[0]! : x === this.support[1] ? this.density[bins - 1]! : 0;
+      return;
+    }
+    // One bin search for both (the solver needs moments and density at every cell boundary).
+    const k = this.binOf(x);
+    const a = this.edges[k]!;
+    const d = this.density[k]!;
+    out[0] = this.cumulative[3 * k]! + d * (x - a);
+    out[1] = this.cumulative[3 * k + 1]! + (d * (x * x - a * a)) / 2;
+    out[2] = this.cumulative[3 * k + 2]! + (d * (x * x * x - a * a * a)) / 3;
+    out[3] = d;
+  }
+
   cdf(x: number): number {
     this.cumulativeMoments(x, this.scratch);
     return this.scratch[0]!;

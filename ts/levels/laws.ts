@@ -4,7 +4,7 @@
  */
 import { partialMomentsFromCumulative, type Distribution, type PartialMoments } from "./distribution.js";
 import { clipDistribution, type ClipMode } from "./clipped.js";
-import { normalCdf, normalPdf } from "./specialFunctions.js";
+import { normalCdf, normalCdfPdf, normalPdf } from "./specialFunctions.js";
 
 export type LawName = "laplace" | "gaussian" | "uniform" | "half-gaussian" | "exponential";
 
@@ -31,6 +31,10 @@ abstract class AnalyticLaw implements Distribution {
   abstract cumulativeMoments(x: number, out: Float64Array): void;
   abstract meanAbs(): number;
   abstract secondMoment(): number;
+  cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.cumulativeMoments(x, out);
+    out[3] = this.pdf(x);
+  }
   partialMoments(a: number, b: number): PartialMoments {
     return partialMomentsFromCumulative(this, a, b);
   }
@@ -47,20 +51,32 @@ class Laplace extends AnalyticLaw {
     return 0.5 * Math.exp(-Math.abs(x));
   }
   cumulativeMoments(x: number, out: Float64Array): void {
-    if (x === -Infinity) return void out.fill(0);
-    if (x === Infinity) return void out.set([1, 0, 2]);
+    this.moments(x, out, false);
+  }
+  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.moments(x, out, true);
+  }
+  private moments(x: number, out: Float64Array, density: boolean): void {
+    if (x === -Infinity || x === Infinity) {
+      out[0] = x > 0 ? 1 : 0;
+      out[1] = 0;
+      out[2] = x > 0 ? 2 : 0;
+      if (density) out[3] = 0;
+      return;
+    }
+    // h = ½e^{−|x|} is both the tail mass and the density.
+    const h = 0.5 * Math.exp(-Math.abs(x));
     if (x <= 0) {
-      const h = 0.5 * Math.exp(x);
       out[0] = h;
       out[1] = h * (x - 1);
       out[2] = h * (x * x - 2 * x + 2);
     } else {
       // Upper tail in closed form, subtracted from the totals (E[X] = 0, E[X²] = 2).
-      const h = 0.5 * Math.exp(-x);
       out[0] = 1 - h;
       out[1] = -h * (x + 1);
       out[2] = 2 - h * (x * x + 2 * x + 2);
     }
+    if (density) out[3] = h;
   }
   meanAbs(): number {
     return 1;
@@ -81,13 +97,25 @@ class Gaussian extends AnalyticLaw {
     return normalPdf(x);
   }
   cumulativeMoments(x: number, out: Float64Array): void {
-    if (x === -Infinity) return void out.fill(0);
-    if (x === Infinity) return void out.set([1, 0, 1]);
-    const phi = normalPdf(x);
-    const cdf = normalCdf(x);
-    out[0] = cdf;
+    this.moments(x, out, false);
+  }
+  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.moments(x, out, true);
+  }
+  private moments(x: number, out: Float64Array, density: boolean): void {
+    if (x === -Infinity || x === Infinity) {
+      out[0] = x > 0 ? 1 : 0;
+      out[1] = 0;
+      out[2] = x > 0 ? 1 : 0;
+      if (density) out[3] = 0;
+      return;
+    }
+    normalCdfPdf(x, out);
+    const cdf = out[0]!;
+    const phi = out[1]!;
     out[1] = -phi;
     out[2] = cdf - x * phi;
+    if (density) out[3] = phi;
   }
   meanAbs(): number {
     return Math.sqrt(2 / Math.PI);
@@ -132,6 +160,8 @@ class Uniform extends AnalyticLaw {
   }
 }
 
+const PHI_AT_ZERO = normalPdf(0);
+
 /** |Z| for Z standard normal: density 2φ(x) on [0, ∞). */
 class HalfGaussian extends AnalyticLaw {
   readonly name = "half-gaussian";
@@ -144,13 +174,26 @@ class HalfGaussian extends AnalyticLaw {
     return x < 0 ? 0 : 2 * normalPdf(x);
   }
   cumulativeMoments(x: number, out: Float64Array): void {
-    if (x <= 0) return void out.fill(0);
-    if (x === Infinity) return void out.set([1, Math.sqrt(2 / Math.PI), 1]);
-    const phi = normalPdf(x);
-    const upper = normalCdf(-x);
+    this.moments(x, out, false);
+  }
+  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.moments(x, out, true);
+  }
+  private moments(x: number, out: Float64Array, density: boolean): void {
+    if (x <= 0 || x === Infinity) {
+      out[0] = x > 0 ? 1 : 0;
+      out[1] = x > 0 ? 2 * PHI_AT_ZERO : 0;
+      out[2] = x > 0 ? 1 : 0;
+      if (density) out[3] = x === 0 ? 2 * PHI_AT_ZERO : 0;
+      return;
+    }
+    normalCdfPdf(-x, out);
+    const upper = out[0]!;
+    const phi = out[1]!;
     out[0] = 1 - 2 * upper;
-    out[1] = 2 * (normalPdf(0) - phi);
+    out[1] = 2 * (PHI_AT_ZERO - phi);
     out[2] = 1 - 2 * upper - 2 * x * phi;
+    if (density) out[3] = 2 * phi;
   }
   meanAbs(): number {
     return Math.sqrt(2 / Math.PI);
@@ -171,12 +214,24 @@ class Exponential extends AnalyticLaw {
     return x < 0 ? 0 : Math.exp(-x);
   }
   cumulativeMoments(x: number, out: Float64Array): void {
-    if (x <= 0) return void out.fill(0);
-    if (x === Infinity) return void out.set([1, 1, 2]);
+    this.moments(x, out, false);
+  }
+  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.moments(x, out, true);
+  }
+  private moments(x: number, out: Float64Array, density: boolean): void {
+    if (x <= 0 || x === Infinity) {
+      out[0] = x > 0 ? 1 : 0;
+      out[1] = x > 0 ? 1 : 0;
+      out[2] = x > 0 ? 2 : 0;
+      if (density) out[3] = x === 0 ? 1 : 0;
+      return;
+    }
     const e = Math.exp(-x);
     out[0] = -Math.expm1(-x);
     out[1] = 1 - e * (x + 1);
     out[2] = 2 - e * (x * x + 2 * x + 2);
+    if (density) out[3] = e;
   }
   meanAbs(): number {
     return 1;

@@ -14,6 +14,7 @@ import { checkBits, levelsFromAlpha, thresholdsOf } from "./levelSet.js";
 import { localMinimize, type LocalResult } from "./localSolve.js";
 import { lloydMax } from "./lloydMax.js";
 import { bestUniformGrid } from "./uniformGrid.js";
+import { knownOptimumStarts } from "./knownOptima.js";
 
 export interface LevelSolution {
   bits: number;
@@ -56,6 +57,12 @@ export interface SolveOptions {
    * It does not feed the beam, so `solveLevels(d, M)` equals `solveLevelsAllBits(d, ·)[M − 1]` for the same options.
    */
   polishRounds?: number;
+  /**
+   * Also start from the verified best-known α of the standard unit-scale laws of the same signedness (default
+   * true), rescaled by E|X| to the law at hand (see `knownOptima.ts`). They are refined and checked like any
+   * start; for those laws they are what makes the default reach the best-known minimum at M ≥ 6.
+   */
+  knownStarts?: boolean;
 }
 
 const GEOMETRIC_RATIOS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -221,6 +228,8 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
   if (!Number.isInteger(beamWidth) || beamWidth < 1) throw new RangeError(`solveLevels: beamWidth must be an integer >= 1, got ${beamWidth}`);
   const polishRounds = opts.polishRounds ?? DEFAULT_POLISH_ROUNDS;
   if (!Number.isInteger(polishRounds) || polishRounds < 0) throw new RangeError(`solveLevels: polishRounds must be an integer >= 0, got ${polishRounds}`);
+  const useKnown = opts.knownStarts ?? true;
+  if (typeof useKnown !== "boolean") throw new TypeError(`solveLevels: knownStarts must be a boolean, got ${String(useKnown)}`);
   const t0 = now();
   const out: LevelSolution[] = [];
   let beam: number[][] = [];
@@ -229,6 +238,7 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
     const objective = new DmbqObjective(dist, bits, signed);
     const uniform = bestUniformGrid(dist, bits, signed);
     const starts = startsFor(bits, beam, uniform.alpha);
+    if (useKnown) starts.push(...knownOptimumStarts(dist, bits, signed));
     if (bits === maxBits && opts.extraStarts !== undefined) {
       for (const [i, s] of opts.extraStarts.entries()) {
         if (s.length !== bits || !s.every(Number.isFinite)) throw new RangeError(`solveLevels: extraStarts[${i}] must be ${bits} finite numbers`);

@@ -100,3 +100,36 @@ export function normalCdf(x: number): number {
   }
   return nodeCdf[i]! + nodePdf[i]! * sum;
 }
+
+/**
+ * Φ(x) and φ(x) together from the same Taylor expansion (no exp): out[0] = Φ(x), out[1] = φ(x). The density's
+ * series φ(x0 + h) = φ(x0) Σ_{k≥0} (−1)^k He_k(x0) h^k / k! reuses the Hermite values of the CDF's series, so the
+ * solver's hot loop gets both for the price of one (each cell boundary needs both).
+ */
+export function normalCdfPdf(x: number, out: Float64Array): void {
+  if (!(Math.abs(x) < GRID_LIMIT)) {
+    out[0] = normalCdfDirect(x);
+    out[1] = normalPdf(x);
+    return;
+  }
+  const i = Math.round((x + GRID_LIMIT) / GRID_STEP);
+  const x0 = -GRID_LIMIT + i * GRID_STEP;
+  const h = x - x0;
+  let heBefore = 0; // He_{k−2}
+  let he = 1; // He_{k−1}
+  let coefficient = 1;
+  let sign = 1;
+  let cdfSum = 0;
+  let pdfSum = 1;
+  for (let k = 1; k <= TAYLOR_TERMS; k++) {
+    coefficient *= h / k;
+    cdfSum += sign * he * coefficient;
+    const next = x0 * he - (k - 1) * heBefore; // He_k
+    pdfSum -= sign * next * coefficient;
+    sign = -sign;
+    heBefore = he;
+    he = next;
+  }
+  out[0] = nodeCdf[i]! + nodePdf[i]! * cdfSum;
+  out[1] = nodePdf[i]! * pdfSum;
+}
