@@ -298,13 +298,6 @@ class TrainingService:
 
     def _apply(self, session: Session, scheme: pb.QuantScheme) -> int:
         cfg = scheme_from_proto(scheme)
-        if session.request.compile and session.device.type == "cuda" and any(
-            np.any(lc.weight_bits != 32) or (lc.act_bits is not None and np.any(lc.act_bits != 32)) for lc in cfg.layers.values()
-        ):
-            # Measured on an H100 (bench/compile_grad_check.py --device cuda, docs/RESULTS.md): inductor's CUDA code for
-            # the quantizers gives wrong gradients and training collapses. CPU compile is checked by the tests.
-            raise invalid("compile", "torch.compile of quantized layers gives wrong gradients on CUDA; "
-                                     "train quantized runs with compile off (the CUDA-graph step is the fast path)")
         known = {r.name for r in session.refs}
         for i, ls in enumerate(scheme.layers):
             if ls.name not in known:

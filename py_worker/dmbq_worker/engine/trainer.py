@@ -325,9 +325,9 @@ class Trainer:
             for i, (x, y) in enumerate(self.data.eval_batches(split, self.opts.eval_batch_size)):
                 if max_batches and i >= max_batches:
                     break
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16):
-                    out = self.model(x)
-                out = out.float()
+                # Always fp32, also for bf16 training: the score must be the exported model's score, and the
+                # reference loader (and every deployment) runs the dequantized model in fp32.
+                out = self.model(x).float()
                 loss_sum += F.cross_entropy(out, y, reduction="sum").double()
                 k = min(5, out.shape[1])
                 topk = out.topk(k, dim=1).indices

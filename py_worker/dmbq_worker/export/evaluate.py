@@ -30,7 +30,8 @@ def test_batches(
     data = load_data(DataOptions(
         name=str(dataset.get("name", "")), path=data_path if data_path is not None else str(dataset.get("path", "")),
         augment=False, train_limit=0, test_limit=int(dataset.get("test_limit", 0) or 0), num_workers=0,
-        image_size=0, seed=0, device=device, channels_last=False,
+        # the training worker's layout on CUDA (channels_last), so that the same cuDNN kernels score it
+        image_size=0, seed=0, device=device, channels_last=device.type == "cuda",
     ))
     return data.eval_batches("test", batch_size)
 
@@ -52,4 +53,6 @@ def predict(
 def model_predictions(model: nn.Module, dataset: dict[str, Any], *, device: torch.device,
                       data_path: str | None = None) -> Predictions:
     model.eval()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     return predict(lambda x: model(x).float(), test_batches(dataset, device=device, data_path=data_path))

@@ -24,10 +24,37 @@ EPS = 1e-8
 ActModeName = Literal["uniform", "table"]
 
 
+def level_index(u: Tensor, thresholds: Tensor) -> Tensor:
+    """Per row, how many thresholds lie strictly below u (= searchsorted(thresholds, u), side left).
+
+    Eager runs use torch.searchsorted (one kernel). Under torch.compile the same count comes from a branch-free
+    binary search of gathers and compares: inductor's CUDA lowering of searchsorted returned wrong indices here
+    (every quantized gradient differed from eager on an H100, bench/compile_grad_check.py; the lowering's known
+    off-by-one is pytorch/pytorch#182343). Both give identical integers: only exact float compares are involved.
+    The rows hold 2^k - 1 thresholds (+inf padded), so k halvings cover them.
+    """
+    if not torch.compiler.is_compiling():
+        return torch.searchsorted(thresholds, u.contiguous())
+    return binary_search_index(u, thresholds)
+
+
+def binary_search_index(u: Tensor, thresholds: Tensor) -> Tensor:
+    """level_index by halving: u [C, K], thresholds [C, 2^k - 1] ascending per row."""
+    width = thresholds.shape[1]
+    halvings = max(int(width).bit_length(), 1)
+    if (1 << halvings) - 1 != width:
+        raise ValueError(f"threshold rows must hold 2^k - 1 entries, got {width}")
+    idx = torch.zeros(u.shape, dtype=torch.int64, device=u.device)
+    for k in reversed(range(halvings)):
+        step = 1 << k
+        probe = torch.gather(thresholds, 1, idx + (step - 1))
+        idx = idx + torch.where(probe < u, step, 0)
+    return idx
+
+
 def quantize_units(u: Tensor, levels: Tensor, thresholds: Tensor) -> Tensor:
     """Nearest level per row: u [C, K], levels [C, L] ascending, thresholds [C, L-1] midpoints (+inf padded)."""
-    idx = torch.searchsorted(thresholds, u.contiguous())
-    return torch.gather(levels, 1, idx)
+    return torch.gather(levels, 1, level_index(u, thresholds))
 
 
 def channel_view(t: Tensor, ndim: int, channel_dim: int) -> Tensor:
@@ -133,8 +160,8 @@ class ActQuantSTE(torch.autograd.Function):
     Backward (PACT-style clipped STE): x gets the gradient where 0 <= x <= clip; the clip gets the summed gradient
     of the saturated part (x > clip). Full-precision channels pass x and its gradient through untouched.
     `any_fp` (a Python bool fixed by the scheme) skips the full-precision select when no channel needs it.
-    When collecting, the errors x - x_hat (and x - x_hat_lower) are formed here, where x_hat already exists,
-    and kept for backward instead of the masks' inputs.
+    When collecting, the errors x - x_hat (and x - x_hat_lower) go to the probes' gradients. Eager, they are
+    formed in forward, where x_hat already exists; compiled, backward recomputes them from x (see forward).
     """
 
     @staticmethod
@@ -155,49 +182,91 @@ class ActQuantSTE(torch.autograd.Function):
         channel_dim: int,
         any_fp: bool,
     ) -> Tensor:
+        ctx.has_probe = probe is not None
+        ctx.has_probe_lower = probe_lower is not None
+        ctx.channel_dim = channel_dim
+        ctx.x_dtype = x.dtype
+        ctx.clip_shape = clip.shape
+        ctx.mode = mode
+        ctx.any_fp = any_fp
+        # Compiled: keep only x (2 bytes an element in bf16) and let backward recompute masks and errors in the
+        # one fused kernel that reads the gradient anyway. Eager: keep 1-byte masks and the errors, which costs
+        # memory but saves backward the separate recomputation kernels.
+        ctx.recompute = torch.compiler.is_compiling()
+        tables = (clip, n_steps, levels, thresholds, fp_mask, lower_n_steps, lower_levels, lower_thresholds)
+        parts = _ActParts.of(x, *tables, mode, channel_dim, any_fp, probe is not None, probe_lower is not None)
+        if ctx.recompute:
+            ctx.save_for_backward(x, *tables)
+        else:
+            saved = [parts.inside, parts.above]
+            if parts.err is not None:
+                saved.append(parts.err)
+            if parts.err_lower is not None:
+                saved.append(parts.err_lower)
+            ctx.save_for_backward(*saved)
+        return parts.x_hat.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        saved = list(ctx.saved_tensors)
+        if ctx.recompute:
+            parts = _ActParts.of(*saved, ctx.mode, ctx.channel_dim, ctx.any_fp, ctx.has_probe, ctx.has_probe_lower)
+            inside, above, err, err_lower = parts.inside, parts.above, parts.err, parts.err_lower
+        else:
+            inside, above = saved[0], saved[1]
+            rest = saved[2:]
+            err = rest.pop(0) if ctx.has_probe else None
+            err_lower = rest.pop(0) if ctx.has_probe_lower else None
+        g = grad.float()
+        grad_x = (g * inside).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
+        cdim = ctx.channel_dim
+        n = float(inside.numel() // inside.shape[cdim])
+        sens = _sum_except(err * g, cdim).abs() / n if err is not None else None
+        sens_lower = _sum_except(err_lower * g, cdim).abs() / n if err_lower is not None else None
+        return (grad_x, grad_clip, None, None, None, None, None, None, None, sens, sens_lower, None, None, None)
+
+
+class _ActParts:
+    """What the activation quantizer derives from x: x_hat, the STE masks and the errors the probes need."""
+
+    def __init__(self, x_hat: Tensor, inside: Tensor, above: Tensor, err: Tensor | None, err_lower: Tensor | None):
+        self.x_hat, self.inside, self.above, self.err, self.err_lower = x_hat, inside, above, err, err_lower
+
+    @staticmethod
+    def of(
+        x: Tensor,
+        clip: Tensor,
+        n_steps: Tensor,
+        levels: Tensor,
+        thresholds: Tensor,
+        fp_mask: Tensor,
+        lower_n_steps: Tensor,
+        lower_levels: Tensor,
+        lower_thresholds: Tensor,
+        mode: ActModeName,
+        channel_dim: int,
+        any_fp: bool,
+        with_err: bool,
+        with_err_lower: bool,
+    ) -> "_ActParts":
         xf = x.float()
         c = clip.float().clamp_min(EPS)
         clipped = torch.clamp(xf, torch.zeros_like(c), c)  # one kernel: tensor bounds on both sides
         x_hat = _act_levels(mode, xf, clipped, c, n_steps, levels, thresholds, fp_mask, channel_dim, any_fp)
-        # One kernel each. The equality is exact in eager (same stored values) and under inductor, which fuses it
-        # with the clamp on the same loaded x (a recomputation in backward recomputes both sides alike).
+        # The equality is exact in eager (same stored values) and under inductor, which fuses it with the clamp
+        # on the same loaded x (a recomputation in backward recomputes both sides alike).
         inside = xf == clipped  # 0 <= x <= clip
         above = xf > c
         if any_fp:
             fp = channel_view(fp_mask, xf.dim(), channel_dim)
             inside = inside | fp
             above = above & ~fp
-        saved = [inside, above]
-        if probe is not None:
-            saved.append(xf - x_hat)
-        if probe_lower is not None:
+        err = xf - x_hat if with_err else None
+        err_lower = None
+        if with_err_lower:
             low = _act_levels(
                 mode, xf, clipped, c, lower_n_steps, lower_levels, lower_thresholds, fp_mask, channel_dim, any_fp
             )
-            saved.append(xf - low)
-        ctx.save_for_backward(*saved)
-        ctx.has_probe = probe is not None
-        ctx.has_probe_lower = probe_lower is not None
-        ctx.channel_dim = channel_dim
-        ctx.x_dtype = x.dtype
-        ctx.clip_shape = clip.shape
-        return x_hat.to(x.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        saved = list(ctx.saved_tensors)
-        inside, above = saved[0], saved[1]
-        g = grad.float()
-        grad_x = (g * inside).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
-        cdim = ctx.channel_dim
-        n = float(inside.numel() // inside.shape[cdim])
-        rest = saved[2:]
-        sens = sens_lower = None
-        if ctx.has_probe:
-            err = rest.pop(0)
-            sens = _sum_except(err * g, cdim).abs() / n
-        if ctx.has_probe_lower:
-            err_lower = rest.pop(0)
-            sens_lower = _sum_except(err_lower * g, cdim).abs() / n
-        return (grad_x, grad_clip, None, None, None, None, None, None, None, sens, sens_lower, None, None, None)
+            err_lower = xf - low
+        return _ActParts(x_hat, inside, above, err, err_lower)
