@@ -4,7 +4,10 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Experiment, type ExperimentConfig } from "../../ts/experiment/index.js";
+import { Response } from "../../ts/gen/dmbq.js";
+import type { Transport } from "../../ts/transport/index.js";
 import { failedRankFrom, spawnTorchrunWorker, WorkerExitedError } from "../../ts/worker/index.js";
+import { CollectiveFailureGate, isCollectiveFailure } from "../../ts/worker/torchrunWorker.js";
 
 const cpuOnly = { DMBQ_DIST_BACKEND: "gloo", OMP_NUM_THREADS: "1" };
 
@@ -59,5 +62,62 @@ describe("torchrun worker (2 gloo ranks)", function () {
     } finally {
       process.env = saved;
     }
+  });
+});
+
+describe("CollectiveFailureGate", () => {
+  // A transport whose frames the test pushes by hand: the gate's ordering and hold are what is under test.
+  class ManualTransport implements Transport {
+    readonly kind = "manual";
+    readonly address = "manual";
+    listener: ((frame: Uint8Array) => void) | undefined;
+    closed = false;
+    send(): Promise<void> {
+      return Promise.resolve();
+    }
+    onFrame(listener: (frame: Uint8Array) => void): void {
+      this.listener = listener;
+    }
+    onClose(): void {}
+    close(): Promise<void> {
+      this.closed = true;
+      return Promise.resolve();
+    }
+  }
+  const errorFrame = (id: number, message: string) =>
+    Response.encode(Response.fromPartial({ id, final: true, body: { $case: "error", value: { message } } })).finish();
+  const echoFrame = (id: number) =>
+    Response.encode(Response.fromPartial({ id, final: true, body: { $case: "echo", value: { payload: Buffer.from("x") } } })).finish();
+  const ids = (frames: Uint8Array[]) => frames.map((f) => Response.decode(f).id);
+
+  it("recognises gloo and NCCL failures, not ordinary worker errors", () => {
+    assert.ok(isCollectiveFailure("run failed: RuntimeError: [../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:1933: Connection reset by peer"));
+    assert.ok(isCollectiveFailure("DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, remote process exited"));
+    assert.ok(!isCollectiveFailure("dataset.batch_size: 100 does not split evenly over 3 ranks"));
+  });
+
+  it("passes ordinary replies, holds a collective failure and what follows it, then releases them in order", async () => {
+    const inner = new ManualTransport();
+    const gate = new CollectiveFailureGate(inner, 50);
+    const seen: Uint8Array[] = [];
+    gate.onFrame((f) => seen.push(f));
+    inner.listener!(errorFrame(1, "dataset.name: unknown dataset"));
+    inner.listener!(errorFrame(2, "RuntimeError: gloo ... Connection reset by peer"));
+    inner.listener!(echoFrame(3));
+    assert.deepEqual(ids(seen), [1]);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.deepEqual(ids(seen), [1, 2, 3]);
+  });
+
+  it("drops what it holds when the job's exit closes it first", async () => {
+    const inner = new ManualTransport();
+    const gate = new CollectiveFailureGate(inner, 50);
+    const seen: Uint8Array[] = [];
+    gate.onFrame((f) => seen.push(f));
+    inner.listener!(errorFrame(2, "RuntimeError: gloo ... Connection reset by peer"));
+    await gate.close();
+    await new Promise((r) => setTimeout(r, 120));
+    assert.deepEqual(seen, []);
+    assert.ok(inner.closed);
   });
 });

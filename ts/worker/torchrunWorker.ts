@@ -5,6 +5,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Response } from "../gen/dmbq.js";
+import type { Transport } from "../transport/transport.js";
 import { ZmqTransport } from "../transport/zmqTransport.js";
 import { WorkerExitedError } from "./errors.js";
 import { projectRoot, workerEnv, workerPython } from "./pythonEnv.js";
@@ -27,6 +29,87 @@ export interface TorchrunOptions {
   env?: NodeJS.ProcessEnv;
   onStderr?: (line: string) => void;
   startTimeoutMs?: number;
+  /** How long a reply reporting a failed collective waits for the job to end (default 30 s); see CollectiveFailureGate. */
+  collectiveFailureGraceMs?: number;
+}
+
+const COLLECTIVE_FAILURE_GRACE_MS = 30_000;
+
+/** Whether a worker error comes from a collective whose peer is gone (gloo's "Connection reset by peer", NCCL errors). */
+export function isCollectiveFailure(text: string): boolean {
+  return /gloo|nccl|DistBackendError|ProcessGroup|c10d|Connection (reset|closed) by peer|Broken pipe/i.test(text);
+}
+
+function reportsCollectiveFailure(frame: Uint8Array): boolean {
+  try {
+    const r = Response.decode(frame);
+    return r.final && r.body?.$case === "error" && isCollectiveFailure(`${r.body.value.message}\n${r.body.value.details}`);
+  } catch {
+    return false; // the client reports undecodable frames itself
+  }
+}
+
+/**
+ * Holds back a reply that reports a failed collective (later frames queue behind it) for up to `graceMs`.
+ * Why: when a rank dies mid-step, rank 0's next all-reduce fails at once and rank 0 answers "RuntimeError: gloo ...
+ * Connection reset by peer" before torchrun, polling every monitor interval, has noticed the death and ended the
+ * job. Held back, the request is instead rejected by the job's exit, with the error that names the dead rank and
+ * says how to resume. If the job does not end (no rank died), the reply goes through as it was.
+ */
+export class CollectiveFailureGate implements Transport {
+  private held: Uint8Array[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private listener: ((frame: Uint8Array) => void) | undefined;
+
+  constructor(private readonly inner: Transport, private readonly graceMs: number) {
+    inner.onFrame((frame) => this.receive(frame));
+  }
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+
+  get address(): string {
+    return this.inner.address;
+  }
+
+  send(frame: Uint8Array): Promise<void> {
+    return this.inner.send(frame);
+  }
+
+  onFrame(listener: (frame: Uint8Array) => void): void {
+    this.listener = listener;
+  }
+
+  onClose(listener: (reason: Error) => void): void {
+    this.inner.onClose(listener);
+  }
+
+  /** Drops what is held: by now the job's exit has rejected those requests. */
+  close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.held = [];
+    return this.inner.close();
+  }
+
+  private receive(frame: Uint8Array): void {
+    if (this.timer !== undefined) {
+      this.held.push(frame);
+    } else if (reportsCollectiveFailure(frame)) {
+      this.held.push(frame);
+      this.timer = setTimeout(() => this.release(), this.graceMs);
+    } else {
+      this.listener?.(frame);
+    }
+  }
+
+  private release(): void {
+    this.timer = undefined;
+    const frames = this.held;
+    this.held = [];
+    for (const frame of frames) this.listener?.(frame);
+  }
 }
 
 /** "rank 1" from torchrun's failure summary (`rank      : 1 (local_rank: 1)`), if it printed one. */
@@ -71,7 +154,8 @@ export async function spawnTorchrunWorker(options: TorchrunOptions): Promise<Wor
   });
   child.stdout!.resume();
 
-  const transport = ZmqTransport.connect(endpoint, { watchConnection: false });
+  const transport = new CollectiveFailureGate(ZmqTransport.connect(endpoint, { watchConnection: false }),
+    options.collectiveFailureGraceMs ?? COLLECTIVE_FAILURE_GRACE_MS);
   const client = new WorkerClient(transport);
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
     const finish = (code: number | null, signal: string | null, spawnError?: Error) => {
