@@ -12,8 +12,13 @@ touching the quantizers (their Functions fold the |.| into the probe gradient), 
   replace the quantizer's per-rank activation sums in the result.
 
 Activation histograms are counts: summed over the ranks. Weight histograms, scales and clips are identical on
-every rank (same weights, same updates) and are taken as they are. All hooks do nothing unless a collector is
+every rank (same weights, same updates) and are taken as they are. These hooks do nothing unless a collector is
 enabled on that quantizer (its probe is set) inside a job of more than one rank.
+
+One more hook keeps the clips identical: with QuantOptions.act_clip_init == 0 (what the orchestrator sends) each
+activation clip is set from "the first batch", and each rank would see only its slice of it: different clips on
+every rank, and replicas that never agree again (DDP averages gradients, not parameters). A forward pre-hook sets
+the clip from the statistics of the global batch instead, with the quantizer's own formula.
 """
 
 from __future__ import annotations
@@ -36,6 +41,26 @@ def _sum_except(t: Tensor, channel_dim: int) -> Tensor:
     return t.sum(dim=dims) if dims else t
 
 
+@torch.compiler.disable  # once per run, eager (as the quantizer's own initialisation)
+@torch.no_grad()
+def _init_clip_from_global_batch(module: Any, inputs: tuple[Tensor, ...]) -> None:
+    """ActQuantizer._init_clip over the global batch: min(mean + 3 std, max) of the non-negative part, >= 1e-3."""
+    if not (module.training and module.init_clip_pending and runtime.current() is not None):
+        return
+    xf = inputs[0].detach().double().clamp_min(0.0)
+    sums = torch.stack([torch.tensor(float(xf.numel()), dtype=torch.float64, device=xf.device), xf.sum(),
+                        (xf * xf).sum()])
+    runtime.all_reduce_sum_(sums)
+    top = xf.max().reshape(1)
+    runtime.all_reduce_max_(top)
+    n, s1, s2 = sums[0], sums[1], sums[2]
+    mean = s1 / n
+    std = ((s2 - n * mean * mean).clamp_min(0.0) / (n - 1).clamp_min(1.0)).sqrt()  # unbiased, as Tensor.std
+    value = torch.minimum(mean + 3.0 * std, top[0]).clamp_min(1e-3)
+    module.clip.copy_(value.to(module.clip.dtype).reshape(1))
+    module.init_clip_pending = False
+
+
 class GlobalBatchStatistics:
     """Hooks on a model's quantizers that make its collected statistics those of the global batch."""
 
@@ -47,6 +72,7 @@ class GlobalBatchStatistics:
         for ref in self.refs:
             self._handles.append(ref.module.weight_quant.register_forward_hook(self._weight_hook))
             self._handles.append(ref.module.act_quant.register_forward_hook(self._act_hook(ref.name)))
+            self._handles.append(ref.module.act_quant.register_forward_pre_hook(_init_clip_from_global_batch))
 
     @staticmethod
     def _collecting(quantizer: Any) -> bool:

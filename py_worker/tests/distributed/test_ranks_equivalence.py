@@ -2,6 +2,8 @@
 
 Cases (one 2-rank job serves all of them, one after the other, to keep the suite fast):
 * W2 (activations FP) and A2 (weights FP), 4 steps, against the plain in-process worker.
+* A2 with the clips set from the first batch (each rank sees a slice of it: the clip must come from the global
+  batch), against a 1-rank job (its clip statistic is float64 sums; the plain worker's torch.std rounds otherwise).
 * W2 AND A2 together, against a 1-rank torchrun job (the same global-batch BatchNorm arithmetic; the plain worker's
   float32 BatchNorm rounds differently, and on the W2xA2 lattice an ulp flips max-pool winners):
   - with average pools, 4 steps;
@@ -41,10 +43,12 @@ class Case:
     steps: int
     reference: str  # "plain": the in-process worker; "job": a 1-rank torchrun job
     factory: str = ""
+    clip_from_batch: bool = False  # act_clip_init = 0 (the orchestrator's): clips set from the first global batch
 
 
 CASES = {
     "w2": Case("weights", 4, "plain"),
+    "a2-clip-from-batch": Case("acts", 4, "job", clip_from_batch=True),
     "a2": Case("acts", 4, "plain"),
     "w2a2-avgpool": Case("both", 4, "job", AVGPOOL_FACTORY),
     "w2a2-maxpool": Case("both", 2, "job"),
@@ -53,7 +57,7 @@ CASES = {
 
 def _configure(case: Case) -> pb.Configure:
     req = configure_request("digits", batch_size=64, seed=3, augment=True, test_limit=200, lr=0.05)
-    req.quant.act_clip_init = 2.0  # a fixed clip: initialising it from "the first batch" would see a slice
+    req.quant.act_clip_init = 0.0 if case.clip_from_batch else 2.0
     req.model.factory = case.factory
     return req
 
