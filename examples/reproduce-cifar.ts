@@ -414,16 +414,16 @@ interface SummaryRow {
   command: string;
 }
 
-/** Ratios measured by an earlier (or this) `--timing` call, by row id. */
-function timingRatios(runsDir: string): Map<string, number> {
+/** Ratios measured by an earlier (or this) `--timing` call, by row id, with the device they were measured on. */
+function timingRatios(runsDir: string): { device: string; ratios: Map<string, number> } | undefined {
   const p = join(runsDir, "timing.json");
-  if (!existsSync(p)) return new Map();
+  if (!existsSync(p)) return undefined;
   const t = JSON.parse(readFileSync(p, "utf8")) as TimingReport;
-  return new Map(t.rows.map((r) => [r.config, r.ratio]));
+  return { device: t.device, ratios: new Map(t.rows.map((r) => [r.config, r.ratio])) };
 }
 
 function writeSummary(o: Options, outcomes: Map<string, Outcome<RunResult>>): void {
-  const ratios = timingRatios(o.runsDir);
+  const timing = timingRatios(o.runsDir);
   const lines = [
     "| row | model | top-1 | FP top-1 | Δ vs FP | paper | avg W | avg A | size (MB) | epochs | s/epoch (train) | epoch-time ratio | device |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -437,7 +437,8 @@ function writeSummary(o: Options, outcomes: Map<string, Outcome<RunResult>>): vo
     }
     const r = out.value;
     const fpTop1 = row.quant ? (r.fpTop1 ?? null) : null;
-    const ratio = ratios.get(row.id) ?? null;
+    // A ratio counts for a row only when it was measured on the kind of device the row ran on (an H100 is not an H200).
+    const ratio = timing?.device === r.device ? (timing.ratios.get(row.id) ?? null) : null;
     const gpu = r.device.replace(/^[a-z]+: /, "");
     lines.push(`| ${row.id} | ${row.model} | ${r.top1.toFixed(2)} | ${fpTop1?.toFixed(2) ?? "—"} | ${fpTop1 !== null ? (r.top1 - fpTop1).toFixed(2) : "—"} | ${row.paper ?? ""} | ${r.avgWBits.toFixed(2)} | ${r.avgABits.toFixed(2)} | ${r.sizeMb.toFixed(3)} | ${r.epochs} | ${r.epochTimeS.toFixed(2)} | ${ratio?.toFixed(2) ?? "—"} | ${gpu} |`);
     json.push({
@@ -497,10 +498,10 @@ async function runTiming(o: Options, runs: Runs): Promise<void> {
   const caption =
     `ResNet-20 on CIFAR-10, ${o.timingEpochs} epochs each, one run at a time on ${deviceName} (${o.precision}${o.compile ? ", compiled" : ""}), ` +
     `${fromFp ? "all from the FP run's weights" : "all from the same seed's initialisation"}, same loop (SGD, batch 128, LR ${o.lrQ}, cosine). ` +
-    `Median over epochs 2..${o.timingEpochs} (the first pays for warm-up). "train" is the worker's epoch time (EpochResult.seconds): ` +
+    `Median over epochs ${o.timingEpochs === 2 ? "2" : `2..${o.timingEpochs}`} (the first pays for warm-up). "train" is the worker's epoch time (EpochResult.seconds): ` +
     `the training steps only (data loading, forward, backward, optimizer, the in-step LBA sensitivity collection), ending with a device sync; ` +
     `not the test-set evaluation. "wall" is the time between consecutive epoch events in the driver: train + evaluation + the LBA policy step ` +
-    `and scheme update + the checkpoint. LBA rows: LBA window = ${o.timingRamp} of the epochs, so ${o.timingRamp === 1 ? "every timed epoch collects sensitivities" : "later epochs run without sensitivities"}; ` +
+    `and scheme update + the checkpoint. LBA rows: the LBA window spans ${Math.round(o.timingRamp * 100)}% of the epochs, so ${o.timingRamp === 1 ? "every timed epoch collects sensitivities" : "later epochs run without sensitivities"}; ` +
     `the last epoch of a quantized run also collects weight histograms (for the report).`;
   const lines = [
     caption, "",
