@@ -139,7 +139,8 @@ export async function runOnDevices<T>(
       changed();
     }
   };
-  await Promise.all(devices.flatMap((d) => Array.from({ length: perDevice }, () => slot(d))));
+  // Slots interleaved by device, so the first jobs (the FP runs) spread over the devices before any doubles up.
+  await Promise.all(Array.from({ length: perDevice }, () => devices.map((d) => slot(d))).flat());
   return outcomes;
 }
 
@@ -529,7 +530,8 @@ async function main(): Promise<void> {
   }
   mkdirSync(o.runsDir, { recursive: true });
   const runs = new Runs();
-  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => runs.stopAll(sig));
+  // The first signal stops the rows at a step boundary (checkpoints kept, summary written); a second one exits.
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => (runs.stopped ? process.exit(sig === "SIGINT" ? 130 : 143) : runs.stopAll(sig)));
   if (o.deadlineS > 0) setTimeout(() => runs.stopAll(`--deadline-s ${o.deadlineS} reached`), o.deadlineS * 1000).unref();
 
   // Timing first and alone: rows running beside it would share the GPU and the host's data loading.

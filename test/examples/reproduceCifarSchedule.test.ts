@@ -36,6 +36,20 @@ describe("reproduce-cifar: runOnDevices", () => {
     assert.ok([...out.values()].every((o) => o.ok));
   });
 
+  it("the first jobs spread over the devices before a device takes a second one", async () => {
+    const placed: string[] = [];
+    const g = gate();
+    const done = runOnDevices([{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d" }], ["cuda:0", "cuda:1"], 2, async (job, device) => {
+      placed.push(`${job.id}@${device}`);
+      await g.promise;
+      return 0;
+    });
+    await flush();
+    assert.deepEqual(placed, ["a@cuda:0", "b@cuda:1", "c@cuda:0", "d@cuda:1"]);
+    g.open();
+    await done;
+  });
+
   it("a failed FP run fails its dependents without running them; other rows still run", async () => {
     const ran: string[] = [];
     const out = await runOnDevices([{ id: "fp" }, { id: "other" }, { id: "q", after: "fp" }], ["cpu"], 1, async (job) => {
