@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  histogramDistribution,
   law,
   levelsFromAlpha,
   nonNegativeLaw,
@@ -12,6 +13,7 @@ import {
 } from "../../ts/levels/index.js";
 import { DmbqObjective } from "../../ts/levels/dmbqObjective.js";
 import { localMinimize } from "../../ts/levels/localSolve.js";
+import { KNOWN_OPTIMA, knownOptimum } from "../../ts/levels/knownOptima.js";
 
 function close(got: number, want: number, rel: number, what: string): void {
   assert.ok(Math.abs(got - want) <= rel * Math.abs(want), `${what}: got ${got}, want ${want} (±${rel * 100}%)`);
@@ -117,6 +119,73 @@ describe("levels/solveLevels", () => {
     );
   });
 
+  it("the default solve reaches the verified best-known minimum of every standard law, M = 3..8, within 1e-9", () => {
+    const checked = new Set<string>();
+    for (const [name, signed] of CASES) {
+      for (const s of tablesOf(name, signed)) {
+        const dist = signed ? law(name) : nonNegativeLaw(name);
+        const known = knownOptimum(dist.name, s.bits, signed);
+        if (known === undefined) continue;
+        checked.add(`${known.law}|${signed}|${s.bits}`);
+        const tag = `${dist.name} ${signed ? "signed" : "unsigned"} M=${s.bits}`;
+        // Lower than the best known would mean knownOptimaData.ts is stale (rerun bench:levels --search).
+        assert.ok(Math.abs(s.mse - known.mse) <= 1e-9 * known.mse, `${tag}: default ${s.mse} vs best known ${known.mse}`);
+      }
+    }
+    assert.equal(checked.size, 6 * 6, "a best-known entry for each of the six laws and M = 3..8");
+  });
+
+  it("the best-known table holds what it claims: local minima with the stored error, between the bounds", () => {
+    for (const k of KNOWN_OPTIMA) {
+      const [name, signed] = CASES.find(([n, sg]) => sg === k.signed && (sg ? law(n) : nonNegativeLaw(n)).name === k.law)!;
+      const dist = signed ? law(name) : nonNegativeLaw(name);
+      const tag = `${k.law} M=${k.bits}`;
+      assert.equal(k.alpha.length, k.bits, tag);
+      close(k.meanAbs, dist.meanAbs(), 1e-15, `${tag} E|X|`);
+      const objective = new DmbqObjective(dist, k.bits, signed);
+      // The cell sums cancel to ~1e−11 relative at M = 8, so equality is to that rounding.
+      close(objective.evaluate(k.alpha), k.mse, 1e-11, `${tag} stored mse`);
+      const again = localMinimize(objective, k.alpha, 50);
+      assert.ok(again.mse >= k.mse * (1 - 1e-10), `${tag}: a local step from the stored α lowers it (${again.mse} < ${k.mse})`);
+      assert.ok(again.gradientNorm <= 1e-6 * Math.max(k.mse, 1e-3), `${tag}: gradient ${again.gradientNorm}`);
+      const t = tablesOf(name, signed)[k.bits - 1]!;
+      assert.ok(t.lloydMaxMse <= k.mse * (1 + 1e-9) && k.mse <= t.uniformMse * (1 + 1e-9), `${tag}: outside [Lloyd–Max, uniform]`);
+    }
+  });
+
+  it("the result does not depend on the start at M = 7 and 8: random extra starts never change α", () => {
+    for (const [name, bits] of [["gaussian", 7], ["laplace", 8], ["gaussian", 8]] as const) {
+      const base = tablesOf(name, true)[bits - 1]!;
+      fc.assert(
+        fc.property(fc.array(fc.array(fc.double({ min: 0.01, max: 3, noNaN: true }), { minLength: bits, maxLength: bits }), { minLength: 1, maxLength: 3 }), (starts) => {
+          const s = solveLevels(law(name), bits, { extraStarts: starts });
+          s.alpha.forEach((a, i) => close(a, base.alpha[i]!, 1e-6, `${name} M=${bits} α${i + 1}`));
+        }),
+        { numRuns: 4 },
+      );
+    }
+  });
+
+  it("known and extra starts can only lower the result: with them ≤ without them, for clipped laws and histograms too", () => {
+    const edges = Array.from({ length: 257 }, (_, i) => -6 + (12 * i) / 256);
+    const counts = Array.from({ length: 256 }, (_, i) => Math.round(1000 * Math.exp(-Math.abs(edges[i]! + 0.023) * 1.3)));
+    const dists: [string, ReturnType<typeof law>, boolean][] = [
+      ["gaussian clip 2.5 truncate", law("gaussian", { clip: 2.5, clipMode: "truncate" }), true],
+      ["laplace clip 4 clamp", law("laplace", { clip: 4 }), true],
+      ["histogram", histogramDistribution(edges, counts), true],
+      ["half-gaussian clip 3 clamp", nonNegativeLaw("gaussian", { clip: 3 }), false],
+    ];
+    for (const [tag, dist, signed] of dists) {
+      for (const bits of [6, 8]) {
+        const plain = solveLevels(dist, bits, { signed, knownStarts: false });
+        const withKnown = solveLevels(dist, bits, { signed });
+        assert.ok(withKnown.mse <= plain.mse * (1 + 1e-12), `${tag} M=${bits}: ${withKnown.mse} > ${plain.mse}`);
+        assert.ok(withKnown.lloydMaxMse <= withKnown.mse * (1 + 1e-9) && withKnown.mse <= withKnown.uniformMse * (1 + 1e-9), `${tag} M=${bits}: bounds`);
+        assert.ok(withKnown.gradientNorm <= 1e-6 * Math.max(withKnown.mse, 1e-3), `${tag} M=${bits}: gradient ${withKnown.gradientNorm}`);
+      }
+    }
+  });
+
   it("the default solve equals a much wider search (beam 24 + 3 rounds of basin hopping) for M ≤ 5, every law", () => {
     for (const [name, signed] of CASES) {
       const dist = signed ? law(name) : nonNegativeLaw(name);
@@ -129,9 +198,10 @@ describe("levels/solveLevels", () => {
   });
 
   it("basin hopping never returns a worse minimum, and solveLevels(M) is row M of solveLevelsAllBits", () => {
-    const opts = { polishRounds: 1 };
+    // Without the known starts, which already give the best-known minimum at M = 7 (nothing left to improve).
+    const opts = { polishRounds: 1, knownStarts: false };
     const polished = solveLevelsAllBits(law("gaussian"), 7, opts);
-    const plain = tablesOf("gaussian", true);
+    const plain = solveLevelsAllBits(law("gaussian"), 7, { knownStarts: false });
     for (const p of polished) {
       assert.ok(p.mse <= plain[p.bits - 1]!.mse * (1 + 1e-12), `M=${p.bits}: polished ${p.mse} > plain ${plain[p.bits - 1]!.mse}`);
       assert.ok(p.gradientNorm <= 1e-6 * Math.max(p.mse, 1e-3));
@@ -149,6 +219,7 @@ describe("levels/solveLevels", () => {
     assert.throws(() => solveLevels(law("gaussian"), 3, { extraStarts: [[1, 2]] }), /extraStarts\[0\]/);
     assert.throws(() => solveLevels(law("gaussian"), 3, { polishRounds: -1 }), /polishRounds must be an integer >= 0, got -1/);
     assert.throws(() => solveLevels(law("gaussian"), 3, { beamWidth: 0 }), /beamWidth must be an integer >= 1, got 0/);
+    assert.throws(() => solveLevels(law("gaussian"), 3, { knownStarts: "yes" as never }), /knownStarts must be a boolean/);
     assert.throws(() => levelsFromAlpha([], true), /alpha must have 1\.\.8 entries/);
   });
 });
