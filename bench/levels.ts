@@ -187,6 +187,10 @@ function basinHop(dist: Distribution, bits: number, signed: boolean, seconds: nu
     const r = localMinimize(objective, s, 300);
     add(r.alpha, r.mse);
   }
+  const neighbours = [bits - 1, bits + 1].filter((m) => m >= 1 && m <= 8).flatMap((m) => {
+    const k = knownOptimum(dist.name, m, signed);
+    return k === undefined ? [] : [[...k.alpha]];
+  });
   const sortedLevels = objective.sortedLevels;
   const t0 = Date.now();
   let tries = 0;
@@ -195,7 +199,17 @@ function basinHop(dist: Distribution, bits: number, signed: boolean, seconds: nu
     const parent = rand() < 0.5 ? pool[0]! : pool[Math.floor(rand() * pool.length)]!;
     let a = [...parent.alpha];
     const kind = rand();
-    if (kind < 0.35) {
+    if (kind < 0.1 && neighbours.length > 0) {
+      // Across M: a known (M±1)-bit minimum with one α inserted (log-uniform in its range) or one dropped.
+      const other = neighbours[Math.floor(rand() * neighbours.length)]!;
+      if (other.length < bits) {
+        const lo = other[other.length - 1]! / 2;
+        const hi = other[0]! * 1.5;
+        a = [...other, lo * Math.pow(hi / lo, rand())];
+      } else {
+        a = other.filter((_, i) => i !== Math.floor(rand() * other.length));
+      }
+    } else if (kind < 0.35) {
       const sigma = [0.03, 0.1, 0.25][Math.floor(rand() * 3)]!;
       a = a.map((v) => v * Math.exp(sigma * gauss()));
     } else if (kind < 0.6) {

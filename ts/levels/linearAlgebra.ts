@@ -4,8 +4,10 @@
  * Solves A x = b for symmetric positive definite A (n × n, row-major) by Cholesky, in place of x.
  * Returns false when A is not (numerically) positive definite.
  */
-export function choleskySolve(a: Float64Array, b: Float64Array, n: number, x: Float64Array): boolean {
-  const l = new Float64Array(n * n);
+export function choleskySolve(a: Float64Array, b: Float64Array, n: number, x: Float64Array, scratch?: Float64Array): boolean {
+  // `scratch` (n² + n entries) lets a hot loop reuse one buffer for the factor and the forward solve.
+  const work = scratch !== undefined && scratch.length >= n * n + n ? scratch : new Float64Array(n * n + n);
+  const l = work;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       let s = a[i * n + j]!;
@@ -18,14 +20,14 @@ export function choleskySolve(a: Float64Array, b: Float64Array, n: number, x: Fl
       }
     }
   }
-  const y = new Float64Array(n);
+  const y = n * n; // forward-solve result at work[y + i]
   for (let i = 0; i < n; i++) {
     let s = b[i]!;
-    for (let k = 0; k < i; k++) s -= l[i * n + k]! * y[k]!;
-    y[i] = s / l[i * n + i]!;
+    for (let k = 0; k < i; k++) s -= l[i * n + k]! * work[y + k]!;
+    work[y + i] = s / l[i * n + i]!;
   }
   for (let i = n - 1; i >= 0; i--) {
-    let s = y[i]!;
+    let s = work[y + i]!;
     for (let k = i + 1; k < n; k++) s -= l[k * n + i]! * x[k]!;
     x[i] = s / l[i * n + i]!;
   }

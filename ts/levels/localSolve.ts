@@ -25,30 +25,33 @@ function norm(v: ArrayLike<number>): number {
 export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>, maxIterations = 100): LocalResult {
   const m = objective.bits;
   const signed = objective.signed;
-  let alpha = Float64Array.from(start);
+  // Every buffer is allocated once per call: accepted steps copy into them (no allocation per iteration).
+  const alpha = Float64Array.from(start);
   let f = objective.evaluate(alpha);
-  let g = Float64Array.from(objective.gradient);
-  let h = Float64Array.from(objective.hessian);
-  let a = Float64Array.from(objective.lsMatrix);
-  let r = Float64Array.from(objective.lsRhs);
+  const g = Float64Array.from(objective.gradient);
+  const h = Float64Array.from(objective.hessian);
+  const a = Float64Array.from(objective.lsMatrix);
+  const r = Float64Array.from(objective.lsRhs);
   const candidate = new Float64Array(m);
   const step = new Float64Array(m);
   const negGrad = new Float64Array(m);
   const previous = new Float64Array(m);
+  const ridged = new Float64Array(m * m);
+  const scratch = new Float64Array(m * m + m);
   let iterations = 0;
 
   // Unsigned levels are not invariant to the sign of α_i, so keep α ≥ 0 there; signed ones are (flip b_i).
   const project = (v: Float64Array): void => {
     if (!signed) for (let i = 0; i < m; i++) if (v[i]! < 0) v[i] = 0;
   };
-  const accept = (fNew: number): void => {
-    objective.derive();
-    alpha = Float64Array.from(candidate);
+  const accept = (fNew: number, derived = false): void => {
+    if (!derived) objective.derive();
+    alpha.set(candidate);
     f = fNew;
-    g = Float64Array.from(objective.gradient);
-    h = Float64Array.from(objective.hessian);
-    a = Float64Array.from(objective.lsMatrix);
-    r = Float64Array.from(objective.lsRhs);
+    g.set(objective.gradient);
+    h.set(objective.hessian);
+    a.set(objective.lsMatrix);
+    r.set(objective.lsRhs);
   };
 
   for (; iterations < maxIterations; iterations++) {
@@ -56,7 +59,7 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
     previous.set(alpha);
     let moved = false;
     for (let i = 0; i < m; i++) negGrad[i] = -g[i]!;
-    if (choleskySolve(h, negGrad, m, step)) {
+    if (choleskySolve(h, negGrad, m, step, scratch)) {
       // Predicted decrease ½gᵀH⁻¹g. Once it is below the rounding noise of f (the cell sums cancel to ~1e−11
       // relative at M = 8), f cannot judge a step; there a full Newton step is taken if it shrinks the gradient.
       let predicted = 0;
@@ -66,7 +69,7 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
         project(candidate);
         const fc = objective.evaluate(candidate, true);
         if (norm(objective.gradient) < norm(g) && fc <= f * (1 + 1e-9)) {
-          accept(fc);
+          accept(fc, true);
           moved = true;
         }
       } else {
@@ -83,9 +86,9 @@ export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>
     }
     if (!moved) {
       // Alternating step; a tiny ridge keeps A invertible when some pattern's cell carries no mass.
-      const ridged = Float64Array.from(a);
+      ridged.set(a);
       for (let i = 0; i < m; i++) ridged[i * m + i] = ridged[i * m + i]! * (1 + 1e-15) + 1e-300;
-      if (choleskySolve(ridged, r, m, candidate)) {
+      if (choleskySolve(ridged, r, m, candidate, scratch)) {
         project(candidate);
         const fc = objective.evaluate(candidate, false);
         if (fc < f) {
