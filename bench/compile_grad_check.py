@@ -107,7 +107,11 @@ def main() -> None:
     parser.add_argument("--in-forward", action="store_true", help="also the rows with the scale EMA in forward")
     parser.add_argument("--tolerance", type=float, default=1e-5,
                         help="per step, for outputs and gradients (sensitivities: 10x, a sum with cancellation)")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
     args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or any(m not in MODELS for m in models):
+        sys.exit(f"--models: expected names from {', '.join(MODELS)}, got {args.models!r}")
     device = torch.device(args.device)
     if device.type == "cuda":  # compare kernels, not TF32 rounding
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -121,7 +125,7 @@ def main() -> None:
     failed = False
     start = time.perf_counter()
     for mode in modes:
-        for model_name in MODELS:
+        for model_name in models:
             for scheme_name in SCHEMES:
                 out, grads, sens, scales, differing = check(model_name, scheme_name, device, args.backend,
                                                             args.steps, mode, args.tolerance)

@@ -148,6 +148,27 @@ def run_plain_fp(args: argparse.Namespace, compile_: bool) -> Row:
     return Row("FP (plain nn)", seconds, stats.steps, trainer.graph_note + (" + compile" if compile_ else ""), acc)
 
 
+def profile_modes(args: argparse.Namespace, compile_: bool) -> None:
+    """Top GPU kernels of `--profile` steps, FP (quant layers, no scheme) against W2/A2 + sensitivities."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for mode, w, a, sens in (("FP (quant layers, no scheme)", "fp", "32", False),
+                             ("W2/A2 mixed 1-4, sensitivities on", "mixed", "mixed", True)):
+        svc, ctx = TrainingService(cuda_graph=False), NullContext()  # eager launches: kernels visible one by one
+        cfg = svc.configure(configure_request(args, 2, compile_), ctx)
+        if w != "fp":
+            svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), w, a, seed=1)), ctx)
+        run = pb.Run(sensitivity=sens, lookahead=sens, steps=args.profile)
+        svc.run(run, ctx)  # warm-up (compilation)
+        sync(args)
+        with profile(activities=[ProfilerActivity.CUDA if args.device == "cuda" else ProfilerActivity.CPU]) as prof:
+            svc.run(run, ctx)
+            sync(args)
+        total = sum(e.self_device_time_total for e in prof.key_averages()) / 1000.0 / args.profile
+        print(f"\n### profile: {mode} ({'compiled' if compile_ else 'eager'}), GPU kernel time {total:.3f} ms/step")
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=70))
+
+
 def sync(args: argparse.Namespace) -> None:
     if args.device == "cuda":
         torch.cuda.synchronize()
@@ -168,7 +189,16 @@ def main() -> None:
     parser.add_argument("--dataset", default="cifar10", help="cifar10; synthetic to smoke-test without the data")
     parser.add_argument("--train-limit", type=int, default=0, help="0: the whole training split")
     parser.add_argument("--json", default="", help="also write the rows here")
+    parser.add_argument("--combo", action="store_true",
+                        help="inductor's combo kernels (horizontal fusion of small independent kernels)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="after the table, profile this many steps of FP and of W2/A2 + sensitivities on the "
+                             "last path and print their top kernels")
     args = parser.parse_args()
+    if args.combo:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.combo_kernels = True
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("engine_gpu.py needs a CUDA device (--device cpu with --dataset synthetic: a smoke test only)")
     torch.backends.cudnn.benchmark = True
@@ -206,6 +236,8 @@ def main() -> None:
     for path, r in rows:
         print(f"| {path} | {r.mode} | {r.median:.3f} | {r.median / base:.2f}x | {r.median / base_of[path]:.2f}x | "
               f"{r.steps * 128 / r.median:,.0f} | {r.train_acc:.3f} | {r.note} |")
+    if args.profile:
+        profile_modes(args, paths[-1] == "compiled")
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ | {"path": p, "median": r.median} for p, r in rows],
                                               indent=1))
