@@ -129,8 +129,10 @@ class GlobalBatchStatistics:
         return hook
 
     def reset(self) -> None:
-        self._act.clear()
-        self._act_lower.clear()
+        # Zeroed in place, never dropped: a captured CUDA graph replays its adds into these very tensors.
+        for store in (self._act, self._act_lower):
+            for t in store.values():
+                t.zero_()
 
     def reduce(self, collected: dict[str, LayerStatsArrays]) -> dict[str, LayerStatsArrays]:
         """The statistics of the global batch (identity without a job). Every rank must call it, in step."""
