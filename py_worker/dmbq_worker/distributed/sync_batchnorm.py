@@ -17,10 +17,17 @@ On CUDA torch's fused SyncBatchNorm is used instead (same parameter and buffer n
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import Tensor, nn
+
+# The autograd-aware all_reduce the backward pass relies on (its suggested replacement was not checked for gradients);
+# its deprecation warning would repeat in every rank's log.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated",
+                        category=FutureWarning)
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
