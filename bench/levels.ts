@@ -7,7 +7,8 @@
  *             known starts, the cache's wider search and the best of many random restarts
  *   --search  the offline search that establishes the best-known values: population basin hopping (random scaling,
  *             α_i ← r·α_j, reflection across the hyperplane where two adjacent levels swap), exact local solves,
- *             [--seconds S per case (default 60)] [--seed N] [--only law:s|u:M,...]; prints knownOptimaData.ts
+ *             [--seconds S per case (default 60)] [--seed N] [--only law:s|u:M,...] [--fresh: not seeded by the
+ *             known optima, an independent confirmation]; prints knownOptimaData.ts (the best of found and known)
  */
 import { loadavg } from "node:os";
 import {
@@ -183,11 +184,13 @@ function basinHop(dist: Distribution, bits: number, signed: boolean, seconds: nu
   };
   const wide = solveLevelsAllBits(dist, bits, { signed, beamWidth: CACHE_BEAM_WIDTH, polishRounds: CACHE_POLISH_ROUNDS, knownStarts: false });
   add(wide[bits - 1]!.alpha, wide[bits - 1]!.mse);
-  for (const s of knownOptimumStarts(dist, bits, signed)) {
+  // --fresh: an independent confirmation, seeded by the plain search only (no known optima, no moves across M).
+  const fresh = args.includes("--fresh");
+  for (const s of fresh ? [] : knownOptimumStarts(dist, bits, signed)) {
     const r = localMinimize(objective, s, 300);
     add(r.alpha, r.mse);
   }
-  const neighbours = [bits - 1, bits + 1].filter((m) => m >= 1 && m <= 8).flatMap((m) => {
+  const neighbours = [bits - 1, bits + 1].filter((m) => m >= 1 && m <= 8 && !fresh).flatMap((m) => {
     const k = knownOptimum(dist.name, m, signed);
     return k === undefined ? [] : [[...k.alpha]];
   });
