@@ -13,6 +13,7 @@ class HistogramDistribution implements Distribution {
   private readonly cumulative: Float64Array; // 3 × (bins + 1): moments up to each edge
   private readonly scratch = new Float64Array(3);
   private readonly meanAbsValue: number;
+  private lastBin = 0;
 
   constructor(edges: ArrayLike<number>, counts: ArrayLike<number>) {
     const bins = counts.length;
@@ -44,15 +45,30 @@ class HistogramDistribution implements Distribution {
     this.name = `histogram(${bins} bins)`;
   }
 
-  /** Index of the bin holding x (x inside the support). */
+  /**
+   * Index of the bin holding x (x inside the support). The solver asks for ascending thresholds, so the search
+   * gallops forward from the last answer (O(log distance)) and falls back to bisection of the whole range.
+   */
   private binOf(x: number): number {
+    const last = this.density.length - 1;
     let lo = 0;
-    let hi = this.density.length - 1;
+    let hi = last;
+    const hint = this.lastBin;
+    if (this.edges[hint]! <= x) {
+      lo = hint;
+      let stride = 1;
+      while (lo + stride <= last && this.edges[lo + stride]! <= x) {
+        lo += stride;
+        stride *= 2;
+      }
+      hi = Math.min(last, lo + stride - 1);
+    }
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if (this.edges[mid]! <= x) lo = mid;
       else hi = mid - 1;
     }
+    this.lastBin = lo;
     return lo;
   }
 
