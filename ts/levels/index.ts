@@ -8,6 +8,7 @@ export { quantizerMse } from "./cellError.js";
 export { solveLevels, solveLevelsAllBits, type LevelSolution, type SolveOptions } from "./solveLevels.js";
 export { lloydMax, type LloydMaxResult } from "./lloydMax.js";
 export { bestUniformGrid, type UniformGrid } from "./uniformGrid.js";
+export { KNOWN_OPTIMA, knownOptimum, knownOptimumStarts, type KnownOptimum } from "./knownOptima.js";
 export { cachedLevels, clearLevelCache, levelCacheSolveCount, lawForTable } from "./tableCache.js";
 export { plotLevelsSvg } from "./plotSvg.js";
 export { erf, erfc, normalCdf, normalPdf } from "./specialFunctions.js";
