@@ -210,7 +210,8 @@ function basinHop(dist: Distribution, bits: number, signed: boolean, seconds: nu
         const hi = other[0]! * 1.5;
         a = [...other, lo * Math.pow(hi / lo, rand())];
       } else {
-        a = other.filter((_, i) => i !== Math.floor(rand() * other.length));
+        const drop = Math.floor(rand() * other.length);
+        a = other.filter((_, i) => i !== drop);
       }
     } else if (kind < 0.35) {
       const sigma = [0.03, 0.1, 0.25][Math.floor(rand() * 3)]!;

@@ -25,6 +25,7 @@ function norm(v: ArrayLike<number>): number {
 export function localMinimize(objective: DmbqObjective, start: ArrayLike<number>, maxIterations = 100): LocalResult {
   const m = objective.bits;
   const signed = objective.signed;
+  if (start.length !== m) throw new RangeError(`localMinimize: start must have ${m} entries (one α per bit), got ${start.length}`);
   // Every buffer is allocated once per call: accepted steps copy into them (no allocation per iteration).
   const alpha = Float64Array.from(start);
   let f = objective.evaluate(alpha);
