@@ -154,11 +154,12 @@ describe("levels/solveLevels", () => {
   });
 
   it("the result does not depend on the start at M = 7 and 8: random extra starts never change α", () => {
-    for (const [name, bits] of [["gaussian", 7], ["laplace", 8], ["gaussian", 8]] as const) {
-      const base = tablesOf(name, true)[bits - 1]!;
+    for (const [name, bits, signed] of [["gaussian", 7, true], ["laplace", 8, true], ["gaussian", 8, true], ["exponential", 8, false]] as const) {
+      const base = tablesOf(name, signed)[bits - 1]!;
+      const dist = signed ? law(name) : nonNegativeLaw(name);
       fc.assert(
         fc.property(fc.array(fc.array(fc.double({ min: 0.01, max: 3, noNaN: true }), { minLength: bits, maxLength: bits }), { minLength: 1, maxLength: 3 }), (starts) => {
-          const s = solveLevels(law(name), bits, { extraStarts: starts });
+          const s = solveLevels(dist, bits, { signed, extraStarts: starts });
           s.alpha.forEach((a, i) => close(a, base.alpha[i]!, 1e-6, `${name} M=${bits} α${i + 1}`));
         }),
         { numRuns: 4 },
