@@ -131,6 +131,8 @@ class WeightQuantSTE(torch.autograd.Function):
         fp = fp_mask.unsqueeze(1)
         w_hat = torch.where(fp, w2, quantize_units(u, levels, thresholds) * s)
         ctx.save_for_backward(w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds)
+        ctx.has_probe = probe is not None
+        ctx.has_probe_lower = probe_lower is not None
         ctx.weight_shape = weight.shape
         ctx.weight_dtype = weight.dtype
         return w_hat.reshape(weight.shape).to(weight.dtype)
@@ -140,15 +142,17 @@ class WeightQuantSTE(torch.autograd.Function):
         w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds = ctx.saved_tensors
         g = grad.reshape(w2.shape).float()
         n = float(w2.shape[1])
-        grad_w = None
-        if ctx.needs_input_grad[0]:
-            passed = u.abs() <= clip_units.unsqueeze(1)
-            grad_w = (g * passed).reshape(ctx.weight_shape).to(ctx.weight_dtype)
+        # Decided by what forward saw, never by ctx.needs_input_grad. Compiled under torch 2.11 on an H100, every
+        # quantized gradient came back exactly 0, with backend aot_eager too (bench/compile_backward_probe.py); the
+        # likely cause is needs_input_grad reading False while dynamo traces backward (as in pytorch#159299), so
+        # the gradient is skipped and AOTAutograd fills in zeros. Autograd discards a gradient nobody asked for.
+        passed = u.abs() <= clip_units.unsqueeze(1)
+        grad_w = (g * passed).reshape(ctx.weight_shape).to(ctx.weight_dtype)
         sens = None
-        if ctx.needs_input_grad[8]:
+        if ctx.has_probe:
             sens = ((w2 - w_hat) * g).sum(dim=1).abs() / n
         sens_lower = None
-        if ctx.needs_input_grad[9]:
+        if ctx.has_probe_lower:
             low = torch.where(fp_mask.unsqueeze(1), w2, quantize_units(u, lower_levels, lower_thresholds) * s)
             sens_lower = ((w2 - low) * g).sum(dim=1).abs() / n
         return grad_w, None, None, None, None, None, None, None, sens, sens_lower
@@ -218,8 +222,9 @@ class ActQuantSTE(torch.autograd.Function):
             err = rest.pop(0) if ctx.has_probe else None
             err_lower = rest.pop(0) if ctx.has_probe_lower else None
         g = grad.float()
-        grad_x = (g * inside).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape) if ctx.needs_input_grad[1] else None
+        # always both (not ctx.needs_input_grad: see WeightQuantSTE.backward)
+        grad_x = (g * inside).to(ctx.x_dtype)
+        grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape)
         cdim = ctx.channel_dim
         n = float(inside.numel() // inside.shape[cdim])
         sens = _sum_except(err * g, cdim).abs() / n if err is not None else None
