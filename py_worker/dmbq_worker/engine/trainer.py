@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
 from dmbq_worker.engine.data import Batch, DataSource
 from dmbq_worker.engine.optim import TrainingOptimizer
+from dmbq_worker.engine.precision import exact_fp32
 from dmbq_worker.engine.schedule import LrSchedule
 from dmbq_worker.errors import non_finite
 
@@ -325,9 +326,10 @@ class Trainer:
             for i, (x, y) in enumerate(self.data.eval_batches(split, self.opts.eval_batch_size)):
                 if max_batches and i >= max_batches:
                     break
-                # Always fp32, also for bf16 training: the score must be the exported model's score, and the
-                # reference loader (and every deployment) runs the dequantized model in fp32.
-                out = self.model(x).float()
+                # Always fp32 without TF32, also for bf16 training: the score must be the exported model's score,
+                # and the reference loader (and every deployment) runs the dequantized model in fp32.
+                with exact_fp32():
+                    out = self.model(x).float()
                 loss_sum += F.cross_entropy(out, y, reduction="sum").double()
                 k = min(5, out.shape[1])
                 topk = out.topk(k, dim=1).indices

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from dmbq_worker.engine.data import DataOptions, load_data
+from dmbq_worker.engine.precision import exact_fp32
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def predict(
     preds: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     for x, y in batches:
-        preds.append(run(x).argmax(dim=1).cpu().numpy())
+        with exact_fp32():  # as the training worker scores a run (engine/precision.py)
+            preds.append(run(x).argmax(dim=1).cpu().numpy())
         labels.append(y.cpu().numpy())
     if not preds:
         return Predictions(np.zeros(0, np.int64), np.zeros(0, np.int64))
