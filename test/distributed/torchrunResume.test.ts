@@ -110,6 +110,10 @@ describe("dmbq resume of a 2-rank run whose rank died", function () {
     const checkpointed = latestCheckpointEpoch(runDir);
     assert.ok(checkpointed >= 1 && checkpointed < EPOCHS, `checkpoint after epoch ${checkpointed}`);
     assert.ok(!existsSync(join(runDir, "result.json")), "a failed run writes no result");
+    const failure = JSON.parse(readFileSync(join(runDir, "error.json"), "utf8")) as { message: string; checkpoint: string | null };
+    assert.match(failure.message, /rank 1 died/);
+    assert.ok(failure.message.includes(`dmbq resume ${runDir}`), failure.message);
+    assert.ok(failure.checkpoint !== null, "error.json names the checkpoint to resume from");
     const before = readFileSync(join(runDir, "metrics.jsonl"), "utf8").split("\n").slice(0, checkpointed);
 
     const second = await dmbq(["resume", runDir]);

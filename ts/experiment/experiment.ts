@@ -14,7 +14,7 @@ import {
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../allocation/index.js";
 import { exportRun } from "../export/index.js";
-import { connectWorker, spawnTorchrunWorker, spawnWorker, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
+import { connectWorker, spawnTorchrunWorker, spawnWorker, WorkerExitedError, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
 import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js";
 import { deployedSize } from "./deployedSize.js";
 import { buildTables, type HistogramInput, type TableSet } from "./levelTables.js";
@@ -285,6 +285,15 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
           `continue with \`dmbq resume ${this.dir}\` (e.g. with --set optimizer.lr=<lower>).`;
         this.folder.writeError({ message: msg, epoch, step: err.step, checkpoint: last?.file ?? null });
         throw new RunFailedError(msg, this.dir, epoch, err.step, last?.file ?? null);
+      }
+      if (err instanceof WorkerExitedError && !this.stopping) {
+        // a worker (or one rank of a job) died mid-epoch: say where the run can continue from
+        const last = this.folder.latestCheckpoint();
+        const msg = `the worker died during epoch ${epoch}: ${err.message}\n` +
+          `The last checkpoint is ${last ? this.folder.path(last.file) + ` (after epoch ${last.epoch})` : "none (the run had not finished an epoch)"}; ` +
+          `continue with \`dmbq resume ${this.dir}\`.`;
+        this.folder.writeError({ message: msg, epoch, checkpoint: last?.file ?? null });
+        throw new RunFailedError(msg, this.dir, epoch, undefined, last?.file ?? null);
       }
       throw err;
     } finally {
