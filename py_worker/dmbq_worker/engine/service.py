@@ -407,6 +407,8 @@ class TrainingService:
 
     def save_checkpoint(self, req: pb.SaveCheckpoint, ctx: RequestContext) -> pb.CheckpointSaved:
         session = self._need("SaveCheckpoint")
+        # The model state holds the quantizers' padded tables in compact form (quant.weight_quantizer.
+        # CompactTablesState): the scheme below says what they are, and the file stays near weights + optimizer.
         payload = {
             "format": CHECKPOINT_FORMAT,
             "model_name": session.request.model.name or session.request.model.factory,
@@ -439,8 +441,9 @@ class TrainingService:
         try:
             scheme_bytes = tensor_to_bytes(payload["scheme"])
             scheme = pb.QuantScheme.FromString(scheme_bytes)  # our own proto: parsing it runs no code
-            if len(scheme.layers):
-                self._apply(session, scheme)
+            # The scheme of the moment the file was written (an LBA run changes it between epochs), even an empty
+            # one (all FP): the quantizers' tables are derived from it; the state then brings scales, clips, bits.
+            self._apply(session, scheme)
             session.model.load_state_dict(payload["model"], strict=True)
             session.optimizer.load_state_dict(payload["optimizer"])
             session.trainer.load_state_dict(payload["trainer"])

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE
 from dmbq_worker.quant.levels import FP_BITS, MAX_LEVELS
+from dmbq_worker.quant.weight_quantizer import CompactTablesState
 
 DEFAULT_ACT_CLIP = 6.0
 # Activation histograms cover x / clip on [0, ACT_HIST_HI]: the quantized range and half as much above it.
@@ -19,14 +20,17 @@ def _sync_after_load(module: nn.Module, _incompatible_keys: object) -> None:
     module.sync_mode_from_buffers()  # type: ignore[operator]
 
 
-class ActQuantizer(nn.Module):
+class ActQuantizer(CompactTablesState):
     """Quantizes a layer's input per input channel.
 
     `clip` is an nn.Parameter of shape [1] (trained through the PACT gradient of the saturated part).
     Buffers: bits [C] uint8 (1..8, 32 = full precision), n_steps [C] (2^b - 1, uniform mode), levels/thresholds
     [C, 256]/[C, 255] (table mode, unsigned levels in [0, 1]), fp_mask [C], and the same one bit lower.
     `channel_dim` is where channels sit counted from the end (conv: -3 for [N, C, H, W] or [C, H, W]; linear: -1).
+    The four padded tables go into the state dict in compact form (CompactTablesState).
     """
+
+    compact_tables = ("levels", "thresholds", "lower_levels", "lower_thresholds")
 
     bits: Tensor
     n_steps: Tensor
@@ -49,12 +53,12 @@ class ActQuantizer(nn.Module):
         self.clip = nn.Parameter(torch.tensor([float(clip_init)]))
         self.register_buffer("bits", torch.full((c,), FP_BITS, dtype=torch.uint8))
         self.register_buffer("n_steps", torch.ones(c))
-        self.register_buffer("levels", torch.zeros(c, MAX_LEVELS))
-        self.register_buffer("thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        self.register_buffer("levels", torch.zeros(c, MAX_LEVELS), persistent=False)
+        self.register_buffer("thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")), persistent=False)
         self.register_buffer("fp_mask", torch.ones(c, dtype=torch.bool))
         self.register_buffer("lower_n_steps", torch.zeros(c))
-        self.register_buffer("lower_levels", torch.zeros(c, MAX_LEVELS))
-        self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")))
+        self.register_buffer("lower_levels", torch.zeros(c, MAX_LEVELS), persistent=False)
+        self.register_buffer("lower_thresholds", torch.full((c, MAX_LEVELS - 1), float("inf")), persistent=False)
         # The Python-side mode below mirrored in buffers, so that checkpoints carry it.
         self.register_buffer("table_mode", torch.zeros((), dtype=torch.bool))
         self.register_buffer("lower_ok", torch.ones((), dtype=torch.bool))
