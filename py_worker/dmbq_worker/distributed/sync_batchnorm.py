@@ -69,5 +69,5 @@ def convert_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     for module in model.modules():
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
             # same attributes, parameters and buffers: only the forward changes
-            module.__class__ = GlobalBatchNorm
+            module.__class__ = GlobalBatchNorm  # type: ignore[assignment]
     return model

@@ -294,8 +294,8 @@ class _ImageFolderDataset(torch.utils.data.Dataset[Batch]):
         from PIL import Image
 
         path, label = self.samples[i]
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        with Image.open(path) as opened:
+            img: object = opened.convert("RGB")
             img = self._random_resized_crop(img) if self.train else self._center_crop(img)
         arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
         if self.train and np.random.rand() < 0.5:
@@ -418,6 +418,8 @@ def load_data(opts: DataOptions) -> DataSource:
             opts.path, image_size=opts.image_size or 224, num_workers=opts.num_workers, device=opts.device,
             train_limit=opts.train_limit, test_limit=opts.test_limit, channels_last=opts.channels_last,
         )
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     if opts.name == "digits":
         train, test = load_digits_arrays()
         # digits: a 1-pixel shift, no flip (a mirrored digit is another glyph)

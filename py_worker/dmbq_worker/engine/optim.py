@@ -97,7 +97,7 @@ class TrainingOptimizer:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            grads = [p.grad for p in params]
+            grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params if p.grad is not None]
             wd = float(group["weight_decay"])
             if wd:
                 grads = torch._foreach_add(grads, params, alpha=wd)

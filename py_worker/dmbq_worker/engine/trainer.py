@@ -155,9 +155,9 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.epoch = int(state["epoch"])  # type: ignore[arg-type]
-        self.step_in_epoch = int(state["step_in_epoch"])  # type: ignore[arg-type]
-        self.global_step = int(state["global_step"])  # type: ignore[arg-type]
+        self.epoch = int(state["epoch"])  # type: ignore[call-overload]
+        self.step_in_epoch = int(state["step_in_epoch"])  # type: ignore[call-overload]
+        self.global_step = int(state["global_step"])  # type: ignore[call-overload]
         torch.set_rng_state(state["torch_rng"])  # type: ignore[arg-type]
         if "aug_rng" in state and self.data.aug_state() is not None:
             aug = state["aug_rng"]

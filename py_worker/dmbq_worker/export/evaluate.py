@@ -56,5 +56,5 @@ def model_predictions(model: nn.Module, dataset: dict[str, Any], *, device: torc
                       data_path: str | None = None) -> Predictions:
     model.eval()
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return predict(lambda x: model(x).float(), test_batches(dataset, device=device, data_path=data_path))

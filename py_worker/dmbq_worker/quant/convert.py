@@ -56,7 +56,7 @@ def _quant_twin(
         )
     else:  # pragma: no cover - guarded by the caller
         raise TypeError(type(old).__name__)
-    new.weight = old.weight
+    new.weight = old.weight  # type: ignore[assignment]
     new.bias = old.bias  # type: ignore[assignment]
     new.weight_quant.reset_scale_(new.weight)
     new.train(old.training)
@@ -133,9 +133,9 @@ def convert_model(
     if twins:
         for parent in list(model.modules()):
             for child_name, child in list(parent.named_children()):
-                twin = twins.get(id(child))
-                if twin is not None:
-                    setattr(parent, child_name, twin)
+                replacement = twins.get(id(child))
+                if replacement is not None:
+                    setattr(parent, child_name, replacement)
     if example_input is not None:
         refs = _forward_order(model, refs, example_input)
     return _with_roles(refs)

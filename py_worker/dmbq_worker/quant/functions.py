@@ -214,7 +214,9 @@ class ActQuantSTE(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         saved = list(ctx.saved_tensors)
         if ctx.recompute:
-            parts = _ActParts.of(*saved, ctx.mode, ctx.channel_dim, ctx.any_fp, ctx.has_probe, ctx.has_probe_lower)
+            x, clip, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thresholds = saved
+            parts = _ActParts.of(x, clip, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thresholds,
+                                 ctx.mode, ctx.channel_dim, ctx.any_fp, ctx.has_probe, ctx.has_probe_lower)
             inside, above, err, err_lower = parts.inside, parts.above, parts.err, parts.err_lower
         else:
             inside, above = saved[0], saved[1]
