@@ -40,6 +40,8 @@ class ActQuantizer(CompactTablesState):
     lower_n_steps: Tensor
     lower_levels: Tensor
     lower_thresholds: Tensor
+    table_mode: Tensor
+    lower_ok: Tensor
 
     def __init__(self, in_channels: int, *, channel_dim_from_end: int, clip_init: float = DEFAULT_ACT_CLIP) -> None:
         super().__init__()

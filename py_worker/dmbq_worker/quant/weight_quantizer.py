@@ -137,6 +137,7 @@ class WeightQuantizer(CompactTablesState):
     fp_mask: Tensor
     lower_levels: Tensor
     lower_thresholds: Tensor
+    lower_ok: Tensor
 
     def __init__(self, out_channels: int, *, ema_decay: float = DEFAULT_SCALE_EMA_DECAY) -> None:
         super().__init__()
