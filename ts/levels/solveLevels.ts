@@ -1,14 +1,16 @@
 /**
  * The global DMBQ solver. The objective has many local minima from M = 4 up, each a different interleaving
  * (order type) of the 2^M sums, so one local descent is not enough. A beam search over M = 1, 2, …:
- *  - continuation: each of the best `beamWidth` local minima of M−1 bits, with the new α inserted at every rank
- *    (geometric mean of its neighbours, or a near-duplicate of one: optima hold close pairs of α; the last rank
- *    with a tiny value is the LBG split, every level becoming a close pair);
+ *  - refinement continuation: each of the best `beamWidth` local minima of M−1 bits with a new finest bit that
+ *    halves the lattice step and every α's offset from it (`refinementStarts`), converged: the optimal arrangement
+ *    at M is the refined optimum of M−1 for the truncated laws, half-laws and histograms checked (docs/RESULTS.md);
+ *  - plain insertion: the new α at every rank (geometric mean of its neighbours, or a near-duplicate of one; the
+ *    last rank with a tiny value is the LBG split, every level becoming a close pair);
  *  - the best uniform grid (so the result is never worse than it) and a family of geometric ratios.
- * Every start gets two local steps; the 2·beamWidth most promising are converged, and the distinct minima
- * found become the beam for M+1. At the reported M, the verified best-known α of the standard laws
- * (`knownOptima.ts`, rescaled by E|X|) and any caller-given starts are converged too, outside the beam: from M ≥ 6
- * the continuation alone misses the best arrangement of the standard laws by 1–4% (docs/RESULTS.md).
+ * Screened starts get two local steps and the 2·beamWidth most promising are converged; the distinct minima found
+ * become the beam for M+1. At the reported M, the verified best-known α of the standard laws (`knownOptima.ts`,
+ * rescaled by E|X|) and any caller-given starts are converged too, outside the beam, then a ripple hop nudges each
+ * α of the best (`rippleHop`: a histogram's noisy density leaves clusters of close minima).
  * The result is checked: gradient norm, and Lloyd–Max ≤ DMBQ ≤ uniform.
  */
 import type { Distribution } from "./distribution.js";
@@ -53,7 +55,8 @@ export interface SolveOptions {
    */
   extraStarts?: number[][];
   /**
-   * Local minima kept per M and continued to M+1 (default 6); 2× as many screened starts are converged.
+   * Local minima kept per M and continued to M+1 (default 4; 6 before the refinement continuation, which made a
+   * wider beam unnecessary: docs/RESULTS.md); 2× as many screened starts are converged, plus 2 refinements each.
    * Larger is slower and searches wider; the bench compares default and wide beams against random restarts.
    */
   beamWidth?: number;
@@ -77,8 +80,20 @@ const HOP_RATIOS = [0.5, 1.02, 2];
 const HOPS_CONVERGED = 2;
 const SCREEN_ITERATIONS = 2; // the default beam finds the same minima as with 3 (every law, M ≤ 8), ~20% faster
 const CONVERGE_ITERATIONS = 200;
-const DEFAULT_BEAM_WIDTH = 6;
+const DEFAULT_BEAM_WIDTH = 4;
 const DEFAULT_POLISH_ROUNDS = 0;
+/** An α whose ratio to the finest step is within this of m + ½ has two nearest multiples (`refinementStarts`). */
+const AMBIGUITY = 0.2;
+/** At most this many ambiguous α are read both ways (2^this rounding variants per parent). */
+const AMBIGUOUS_ROUNDINGS = 2;
+/** The new α of a refinement is (j + ½)·step for j < this (j = 0: the plain halving). */
+const REFINEMENT_OFFSETS = 4;
+/** Refinement starts converged per parent: the canonical one and the best other by its scale-fitted error. */
+const REFINEMENTS_CONVERGED = 2;
+/** Ripple hop (`rippleHop`): nudges, from which M, and the iteration cap (slow alternating phases on histograms). */
+const RIPPLE_FACTORS = [0.98, 1.01];
+const RIPPLE_MIN_BITS = 5;
+const RIPPLE_ITERATIONS = 400;
 
 function now(): number {
   return globalThis.performance !== undefined ? globalThis.performance.now() : Date.now();
@@ -191,9 +206,85 @@ function hopStarts(alpha: number[]): number[][] {
   return distinctStarts(starts);
 }
 
-function solveOneM(objective: DmbqObjective, starts: number[][], beamWidth: number): Optimum {
+/**
+ * Refinement insertion, the continuation step that keeps an optimum's structure from M−1 to M bits. Optimal level
+ * sets are near a lattice whose step is the finest α, with the other α off the lattice by fractions of that step
+ * (the near-coincident sums that shape the level density). The new bit halves the step (α_M = α_min/2), so each old
+ * α keeps its multiple of the old step and halves its offset from it: the same coincidence pattern one level finer.
+ * A plain insertion keeps the old offsets, which are then twice too large, and lands in a worse arrangement
+ * (truncated Laplace/Gaussian at ±2.5, ±4: 5–47% above the refined start's minimum; docs/RESULTS.md).
+ */
+export function refinementStarts(p: readonly number[]): number[][] {
+  if (p.length === 0) throw new RangeError("refinementStarts: alpha must have at least one entry");
+  p.forEach((v, i) => {
+    if (!Number.isFinite(v) || v < 0) throw new RangeError(`refinementStarts: alpha[${i}] must be a finite number >= 0, got ${v}`);
+  });
+  // The finest step is the smallest positive α (an unsigned minimum can hold α = 0 at its bound).
+  const step = p.reduce((m, v) => (v > 0 && v < m ? v : m), Infinity);
+  if (!Number.isFinite(step)) return [withValue([...p], 0)];
+  // An α about halfway between two multiples has no clear nearest one: both readings are tried for the (at most
+  // AMBIGUOUS_ROUNDINGS) most ambiguous, giving up to 2^AMBIGUOUS_ROUNDINGS starts.
+  const ratio = p.map((v) => v / step);
+  const ambiguous = ratio
+    .map((r, i) => ({ i, d: Math.abs(r - Math.floor(r) - 0.5) }))
+    .filter((x) => x.d < AMBIGUITY)
+    .sort((a, b) => a.d - b.d)
+    .slice(0, AMBIGUOUS_ROUNDINGS)
+    .map((x) => x.i);
+  const starts: number[][] = [];
+  for (let flips = 0; flips < 1 << ambiguous.length; flips++) {
+    const refined = ratio.map((r, i) => {
+      const k = ambiguous.indexOf(i);
+      const multiple = k >= 0 && flips & (1 << k) ? (Math.round(r) === Math.floor(r) ? Math.ceil(r) : Math.floor(r)) : Math.round(r);
+      return (multiple + (r - multiple) / 2) * step;
+    });
+    for (let j = 0; j < REFINEMENT_OFFSETS; j++) starts.push(withValue(refined, (j + 0.5) * step));
+  }
+  return starts;
+}
+
+/**
+ * `alpha` rescaled by the best common factor for its own cells (c = Σ l·m1 / Σ l²·m0, the least-squares scale of
+ * the levels at a fixed assignment), and the error there: ranks continuation starts whose scale is off (a copied
+ * α raises the top level) by the error of their shape.
+ */
+function fitScale(objective: DmbqObjective, alpha: number[]): { s: number[]; f: number } {
+  const f0 = objective.evaluate(alpha, false);
+  const { sortedLevels, cells } = objective;
+  let num = 0;
+  let den = 0;
+  for (let c = 0; c < objective.n; c++) {
+    const l = sortedLevels[c]!;
+    num += l * cells.m1[c]!;
+    den += l * l * cells.m0[c]!;
+  }
+  const scale = num / den;
+  if (!(scale > 0) || !Number.isFinite(scale)) return { s: alpha, f: f0 };
+  const scaled = alpha.map((v) => v * scale);
+  const f1 = objective.evaluate(scaled, false);
+  return f1 < f0 ? { s: scaled, f: f1 } : { s: alpha, f: f0 };
+}
+
+function solveOneM(objective: DmbqObjective, starts: number[][], refined: number[][][], beamWidth: number): Optimum {
   const minima: LocalResult[] = [];
-  const iterations = screenAndConverge(objective, starts, 2 * beamWidth, minima);
+  let iterations = screenAndConverge(objective, starts, 2 * beamWidth, minima);
+  // Refined continuations are converged, not screened: their basins are narrow and a 2-step screen ranks them
+  // poorly, but there are only beamWidth of them.
+  // Per parent: the canonical refinement (nearest multiples, α_min/2) and the best of the others by their
+  // scale-fitted error.
+  const ranked = refined.flatMap(([canonical, ...others]) => [
+    { s: canonical! },
+    ...others
+      .map((s) => fitScale(objective, s))
+      .sort((a, b) => a.f - b.f)
+      .slice(0, REFINEMENTS_CONVERGED - 1),
+  ]);
+  for (const { s } of ranked) {
+    const r = localMinimize(objective, s, CONVERGE_ITERATIONS);
+    iterations += r.iterations;
+    addMinimum(minima, r);
+  }
+  minima.sort((a, b) => a.mse - b.mse);
   return { minima: minima.slice(0, beamWidth), iterations };
 }
 
@@ -210,6 +301,28 @@ function polish(objective: DmbqObjective, found: LocalResult[], rounds: number):
     if (!(minima[0]!.mse < best * (1 - 1e-12))) break;
   }
   return { minima, iterations };
+}
+
+/**
+ * Ripple hop at the reported M: each α nudged by −2% and +1% in turn, every nudge converged. A histogram's density
+ * is piecewise constant and noisy, so around the best arrangement lie clusters of nearby minima a few tenths of a
+ * percent apart (2,048-bin histograms of 200k draws, M = 6..8: up to 0.16%); a 2-step screen cannot rank such close
+ * starts, so all 2M are converged (bounded iterations each). On analytic laws it finds nothing and costs ~2M local solves.
+ */
+function rippleHop(objective: DmbqObjective, minima: LocalResult[]): number {
+  let iterations = 0;
+  const alpha = descendingAbs(minima[0]!.alpha);
+  for (let i = 0; i < alpha.length; i++) {
+    for (const factor of RIPPLE_FACTORS) {
+      const start = [...alpha];
+      start[i] = start[i]! * factor;
+      const r = localMinimize(objective, start, RIPPLE_ITERATIONS);
+      iterations += r.iterations;
+      addMinimum(minima, r);
+    }
+  }
+  minima.sort((a, b) => a.mse - b.mse);
+  return iterations;
 }
 
 function checkSignedness(dist: Distribution, signed: boolean): void {
@@ -248,7 +361,7 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
     const objective = new DmbqObjective(dist, bits, signed);
     const uniform = bestUniformGrid(dist, bits, signed);
     const starts = startsFor(bits, beam, uniform.alpha);
-    const { minima, iterations: used } = solveOneM(objective, starts, beamWidth);
+    const { minima, iterations: used } = solveOneM(objective, starts, beam.map(refinementStarts), beamWidth);
     iterations += used;
     beam = minima.map((m) => descendingAbs(m.alpha));
     if (!boundsForAll && bits < maxBits) continue; // only the seed is needed from lower M
@@ -261,6 +374,7 @@ function solveChain(dist: Distribution, maxBits: number, opts: SolveOptions, bou
       addMinimum(minima, r);
     }
     minima.sort((a, b) => a.mse - b.mse);
+    if (bits >= RIPPLE_MIN_BITS) iterations += rippleHop(objective, minima);
     const polished = polish(objective, minima, polishRounds);
     iterations += polished.iterations;
     const result = polished.minima[0]!;
