@@ -248,7 +248,7 @@ class TrainingService:
         fp_param_bytes = 4 * (sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()))
         model = model.to(device)
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         sample = next(iter(data.eval_batches("test", 2)))[0][:2]
         try:
             was_training = model.training

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE
 from dmbq_worker.quant.levels import FP_BITS, MAX_LEVELS
-from dmbq_worker.quant.weight_quantizer import CompactTablesState
+from dmbq_worker.quant.table_state import CompactTablesState
 
 DEFAULT_ACT_CLIP = 6.0
 # Activation histograms cover x / clip on [0, ACT_HIST_HI]: the quantized range and half as much above it.

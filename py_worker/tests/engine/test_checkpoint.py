@@ -13,7 +13,7 @@ from dmbq_worker.engine.service import TrainingService
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.quant.levels import MAX_LEVELS
-from dmbq_worker.quant.weight_quantizer import ROW_OF_SUFFIX, ROWS_SUFFIX, unpack_table_rows
+from dmbq_worker.quant.table_state import ROW_OF_SUFFIX, ROWS_SUFFIX, unpack_table_rows
 from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from dmbq_worker.engine.models import build_model
 from dmbq_worker.quant import LayerQuantConfig, SchemeConfig, apply_scheme, convert_model
 from dmbq_worker.quant.levels import MAX_LEVELS, padded_row, signed_levels, unsigned_levels, zero_row
-from dmbq_worker.quant.weight_quantizer import (
+from dmbq_worker.quant.table_state import (
     ROW_OF_SUFFIX,
     ROWS_SUFFIX,
     CompactTablesState,
