@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every claim that only a GPU can check, in one call (about 8 minutes on an H100):
+#   1. compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, bench/compile_grad_check.py);
+#   2. the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py);
+#   3. a short ResNet-20 W2/A2 run through the orchestrator, exported and reloaded on the GPU and on the CPU
+#      (the reload must score what training scored, within 0.1 point).
+# Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
+#   bash bench/gpu_checks.sh OUT_DIR
+set -uo pipefail
+OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR}
+PY=${DMBQ_PYTHON:-python3}
+export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$OUT"
+: "${CIFAR10_DIR:?set CIFAR10_DIR to a folder holding cifar-10-batches-py}"
+status=0
+run() { local name=$1; shift; echo "== $name: $*"; "$@" > "$OUT/$name.txt" 2>&1 || { echo "   FAILED (exit $?), see $OUT/$name.txt"; status=1; }; tail -n 25 "$OUT/$name.txt" | grep '^|' ; }
+run probe timeout 120 "$PY" bench/compile_backward_probe.py --device cuda
+run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device cuda --models conv-relu-conv,conv-bn-avgpool
+run engine timeout 420 "$PY" bench/engine_gpu.py --data "$CIFAR10_DIR" --precision bf16 --epochs 2 --warmup 1 --skip-extra
+RUNS=$(mktemp -d)
+run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$RUNS" --rows r20-fp,r20-w2a2-cp \
+  --fp-epochs 3 --q-epochs 2 --precision bf16 --devices cuda:0
+for dev in cuda cpu; do
+  run "reload-$dev" timeout 300 "$PY" -m dmbq_worker.export --check "$RUNS/r20-w2a2-cp/model.dmbq" --evaluate --device $dev \
+    --data-path "$CIFAR10_DIR"
+  grep -o '"top1": [0-9.]*\|"reloadedTop1": [0-9.]*\|"top1Delta": [-0-9.e]*' "$OUT/reload-$dev.txt" | tr '\n' ' '; echo
+done
+exit $status
