@@ -269,8 +269,7 @@ function solveOneM(objective: DmbqObjective, starts: number[][], refined: number
   const minima: LocalResult[] = [];
   let iterations = screenAndConverge(objective, starts, 2 * beamWidth, minima);
   // Refined continuations are converged, not screened: their basins are narrow and a 2-step screen ranks them
-  // poorly, but there are only beamWidth of them.
-  // Per parent: the canonical refinement (nearest multiples, α_min/2) and the best of the others by their
+  // poorly. Per parent: the canonical refinement (nearest multiples, α_min/2) and the best of the others by their
   // scale-fitted error.
   const ranked = refined.flatMap(([canonical, ...others]) => [
     { s: canonical! },
