@@ -71,6 +71,14 @@ export const VERIFICATION_LAWS: readonly VerificationLaw[] = [
   ),
   ...(["laplace", "gaussian", "uniform"] as const).map((name, i) => ({ tag: `hist-${name}`, signed: true, make: () => sampleHistogram(name, true, 101 + i) })),
   ...(["half-gaussian", "exponential"] as const).map((name, i) => ({ tag: `hist-${name}`, signed: false, make: () => sampleHistogram(name, false, 201 + i) })),
+  // Held out: added after the solver's constants were chosen on the laws above, to check they generalize.
+  { tag: "clamp-laplace-2.5", signed: true, make: () => law("laplace", { clip: 2.5, clipMode: "clamp" }) },
+  { tag: "clamp-gaussian-2.5", signed: true, make: () => law("gaussian", { clip: 2.5, clipMode: "clamp" }) },
+  { tag: "clamp-exponential-4", signed: false, make: () => nonNegativeLaw("exponential", { clip: 4, clipMode: "clamp" }) },
+  { tag: "trunc-gaussian-3", signed: true, make: () => law("gaussian", { clip: 3, clipMode: "truncate" }) },
+  { tag: "trunc-laplace-6", signed: true, make: () => law("laplace", { clip: 6, clipMode: "truncate" }) },
+  { tag: "hist50k-laplace", signed: true, make: () => sampleHistogram("laplace", true, 301, 50_000) },
+  { tag: "hist50k-gaussian", signed: true, make: () => sampleHistogram("gaussian", true, 302, 50_000) },
 ];
 
 export function verificationLaw(tag: string): VerificationLaw {
