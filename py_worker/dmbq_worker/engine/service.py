@@ -65,10 +65,6 @@ def resolve_device(name: str) -> torch.device:
         index = dev.index if dev.index is not None else 0
         if index >= torch.cuda.device_count():
             raise invalid("device", f"'{name}': only {torch.cuda.device_count()} CUDA device(s) here")
-        # The worker's current device must be its training device: CUDA-graph capture and the step's streams use
-        # the current device. Left at cuda:0, a run on cuda:1 could not capture its step and trained about 17x
-        # slower (4,400 against 74,000 images/s, H100, 2026-11-26).
-        torch.cuda.set_device(index)
         return torch.device("cuda", index)
     raise invalid("device", f"unknown device '{name}'; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -194,6 +190,11 @@ class TrainingService:
 
     def configure(self, req: pb.Configure, ctx: RequestContext) -> pb.Configured:
         device = ranks.rank_device(resolve_device(req.device))  # one GPU per rank in a job
+        if device.type == "cuda":
+            # The current device must be the training device: CUDA-graph capture and the step's streams use it.
+            # Left at cuda:0, a run on cuda:1 could not capture its step and trained about 17x slower (4,400
+            # against 74,000 images/s, H100, 2026-11-26). Set here, after rank_device, so a rank keeps its GPU.
+            torch.cuda.set_device(device)
         precision = req.precision or "fp32"
         if precision not in ("fp32", "bf16"):
             raise invalid("precision", f"unknown precision '{req.precision}'; use 'fp32' or 'bf16'")
