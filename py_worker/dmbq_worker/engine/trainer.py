@@ -322,20 +322,20 @@ class Trainer:
         top1 = torch.zeros((), device=self.device, dtype=torch.int64)
         top5 = torch.zeros((), device=self.device, dtype=torch.int64)
         samples = 0
+        # Always fp32 without TF32, also for bf16 training: the score must be the exported model's score, and the
+        # reference loader (and every deployment) runs the dequantized model in fp32.
         try:
-            for i, (x, y) in enumerate(self.data.eval_batches(split, self.opts.eval_batch_size)):
-                if max_batches and i >= max_batches:
-                    break
-                # Always fp32 without TF32, also for bf16 training: the score must be the exported model's score,
-                # and the reference loader (and every deployment) runs the dequantized model in fp32.
-                with exact_fp32():
+            with exact_fp32():
+                for i, (x, y) in enumerate(self.data.eval_batches(split, self.opts.eval_batch_size)):
+                    if max_batches and i >= max_batches:
+                        break
                     out = self.model(x).float()
-                loss_sum += F.cross_entropy(out, y, reduction="sum").double()
-                k = min(5, out.shape[1])
-                topk = out.topk(k, dim=1).indices
-                top1 += (topk[:, 0] == y).sum()
-                top5 += (topk == y.unsqueeze(1)).any(dim=1).sum()
-                samples += int(y.shape[0])
+                    loss_sum += F.cross_entropy(out, y, reduction="sum").double()
+                    k = min(5, out.shape[1])
+                    topk = out.topk(k, dim=1).indices
+                    top1 += (topk[:, 0] == y).sum()
+                    top5 += (topk == y.unsqueeze(1)).any(dim=1).sum()
+                    samples += int(y.shape[0])
         finally:
             self.model.train()
         # each rank evaluated its share of the batches: add the partial sums

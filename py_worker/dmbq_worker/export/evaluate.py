@@ -43,10 +43,10 @@ def predict(
 ) -> Predictions:
     preds: list[np.ndarray] = []
     labels: list[np.ndarray] = []
-    for x, y in batches:
-        with exact_fp32():  # as the training worker scores a run (engine/precision.py)
+    with exact_fp32():  # as the training worker scores a run (engine/precision.py)
+        for x, y in batches:
             preds.append(run(x).argmax(dim=1).cpu().numpy())
-        labels.append(y.cpu().numpy())
+            labels.append(y.cpu().numpy())
     if not preds:
         return Predictions(np.zeros(0, np.int64), np.zeros(0, np.int64))
     return Predictions(np.concatenate(preds).astype(np.int64), np.concatenate(labels).astype(np.int64))
