@@ -81,12 +81,7 @@ class HistogramDistribution implements Distribution {
       out[2] = this.cumulative[3 * bins + 2]!;
       return;
     }
-    const k = this.binOf(x);
-    const a = this.edges[k]!;
-    const d = this.density[k]!;
-    out[0] = this.cumulative[3 * k]! + d * (x - a);
-    out[1] = this.cumulative[3 * k + 1]! + (d * (x * x - a * a)) / 2;
-    out[2] = this.cumulative[3 * k + 2]! + (d * (x * x * x - a * a * a)) / 3;
+    this.momentsInBin(this.binOf(x), x, out);
   }
 
   cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
@@ -98,12 +93,17 @@ class HistogramDistribution implements Distribution {
     }
     // One bin search for both (the solver needs moments and density at every cell boundary).
     const k = this.binOf(x);
+    this.momentsInBin(k, x, out);
+    out[3] = this.density[k]!;
+  }
+
+  /** The moments up to x inside bin k: the cumulative sums at its left edge plus the uniform density's part. */
+  private momentsInBin(k: number, x: number, out: Float64Array): void {
     const a = this.edges[k]!;
     const d = this.density[k]!;
     out[0] = this.cumulative[3 * k]! + d * (x - a);
     out[1] = this.cumulative[3 * k + 1]! + (d * (x * x - a * a)) / 2;
     out[2] = this.cumulative[3 * k + 2]! + (d * (x * x * x - a * a * a)) / 3;
-    out[3] = d;
   }
 
   cdf(x: number): number {

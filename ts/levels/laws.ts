@@ -40,7 +40,18 @@ abstract class AnalyticLaw implements Distribution {
   }
 }
 
-class Laplace extends AnalyticLaw {
+/** A law whose cumulative moments and density come from one evaluation (they share an exp or a series). */
+abstract class FusedDensityLaw extends AnalyticLaw {
+  protected abstract moments(x: number, out: Float64Array, density: boolean): void;
+  cumulativeMoments(x: number, out: Float64Array): void {
+    this.moments(x, out, false);
+  }
+  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
+    this.moments(x, out, true);
+  }
+}
+
+class Laplace extends FusedDensityLaw {
   readonly name = "laplace";
   readonly support = [-Infinity, Infinity] as const;
   readonly symmetric = true;
@@ -50,13 +61,7 @@ class Laplace extends AnalyticLaw {
   pdf(x: number): number {
     return 0.5 * Math.exp(-Math.abs(x));
   }
-  cumulativeMoments(x: number, out: Float64Array): void {
-    this.moments(x, out, false);
-  }
-  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
-    this.moments(x, out, true);
-  }
-  private moments(x: number, out: Float64Array, density: boolean): void {
+  protected moments(x: number, out: Float64Array, density: boolean): void {
     if (x === -Infinity || x === Infinity) {
       out[0] = x > 0 ? 1 : 0;
       out[1] = 0;
@@ -86,7 +91,7 @@ class Laplace extends AnalyticLaw {
   }
 }
 
-class Gaussian extends AnalyticLaw {
+class Gaussian extends FusedDensityLaw {
   readonly name = "gaussian";
   readonly support = [-Infinity, Infinity] as const;
   readonly symmetric = true;
@@ -96,13 +101,7 @@ class Gaussian extends AnalyticLaw {
   pdf(x: number): number {
     return normalPdf(x);
   }
-  cumulativeMoments(x: number, out: Float64Array): void {
-    this.moments(x, out, false);
-  }
-  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
-    this.moments(x, out, true);
-  }
-  private moments(x: number, out: Float64Array, density: boolean): void {
+  protected moments(x: number, out: Float64Array, density: boolean): void {
     if (x === -Infinity || x === Infinity) {
       out[0] = x > 0 ? 1 : 0;
       out[1] = 0;
@@ -163,7 +162,7 @@ class Uniform extends AnalyticLaw {
 const PHI_AT_ZERO = normalPdf(0);
 
 /** |Z| for Z standard normal: density 2φ(x) on [0, ∞). */
-class HalfGaussian extends AnalyticLaw {
+class HalfGaussian extends FusedDensityLaw {
   readonly name = "half-gaussian";
   readonly support = [0, Infinity] as const;
   readonly symmetric = false;
@@ -173,13 +172,7 @@ class HalfGaussian extends AnalyticLaw {
   pdf(x: number): number {
     return x < 0 ? 0 : 2 * normalPdf(x);
   }
-  cumulativeMoments(x: number, out: Float64Array): void {
-    this.moments(x, out, false);
-  }
-  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
-    this.moments(x, out, true);
-  }
-  private moments(x: number, out: Float64Array, density: boolean): void {
+  protected moments(x: number, out: Float64Array, density: boolean): void {
     if (x <= 0 || x === Infinity) {
       out[0] = x > 0 ? 1 : 0;
       out[1] = x > 0 ? 2 * PHI_AT_ZERO : 0;
@@ -203,7 +196,7 @@ class HalfGaussian extends AnalyticLaw {
   }
 }
 
-class Exponential extends AnalyticLaw {
+class Exponential extends FusedDensityLaw {
   readonly name = "exponential";
   readonly support = [0, Infinity] as const;
   readonly symmetric = false;
@@ -213,13 +206,7 @@ class Exponential extends AnalyticLaw {
   pdf(x: number): number {
     return x < 0 ? 0 : Math.exp(-x);
   }
-  cumulativeMoments(x: number, out: Float64Array): void {
-    this.moments(x, out, false);
-  }
-  override cumulativeMomentsWithDensity(x: number, out: Float64Array): void {
-    this.moments(x, out, true);
-  }
-  private moments(x: number, out: Float64Array, density: boolean): void {
+  protected moments(x: number, out: Float64Array, density: boolean): void {
     if (x <= 0 || x === Infinity) {
       out[0] = x > 0 ? 1 : 0;
       out[1] = x > 0 ? 1 : 0;
