@@ -5,7 +5,7 @@
 // `--timing` measures the epoch-time ratios of issue 6 item 4 on one device, one run at a time (timing.json).
 //
 //   node dist/examples/reproduce-cifar.js --data $CIFAR10_DIR --runs runs/cifar [--rows r20-fp,r20-w2a2-cp,...]
-//        [--devices cuda:0,cuda:1] [--per-device 1] [--fp-epochs 160] [--q-epochs 80] [--seed 0]
+//        [--devices cuda:0,cuda:1] [--per-device 1] [--fp-epochs 160] [--q-epochs 80] [--vgg-epochs FP,Q] [--seed 0]
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q 0.02] [--warm-epochs 0]
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
@@ -163,6 +163,8 @@ interface Options {
   perDevice: number;
   fpEpochs: number;
   qEpochs: number;
+  /** VGG-small's FP and quantized epochs when they differ from ResNet-20's (`--vgg-epochs FP,Q`). */
+  vggEpochs?: { fp: number; q: number };
   seed: number;
   precision: "fp32" | "bf16";
   compile: boolean;
@@ -192,6 +194,7 @@ function parseOptions(argv: string[]): Options {
       parallel: { type: "string" }, // the old name of --per-device
       "fp-epochs": { type: "string", default: "160" },
       "q-epochs": { type: "string", default: "80" },
+      "vgg-epochs": { type: "string" },
       seed: { type: "string", default: "0" },
       precision: { type: "string", default: "fp32" },
       compile: { type: "boolean", default: false },
@@ -229,6 +232,12 @@ function parseOptions(argv: string[]): Options {
   if (values["lba-ramp"] !== undefined) lba.rampFraction = fraction("lba-ramp", values["lba-ramp"]);
   if (values["lba-r-start"] !== undefined) lba.rStart = fraction("lba-r-start", values["lba-r-start"]);
   if (values["lba-r-end"] !== undefined) lba.rEnd = fraction("lba-r-end", values["lba-r-end"]);
+  let vggEpochs: Options["vggEpochs"];
+  if (values["vgg-epochs"] !== undefined) {
+    const parts = values["vgg-epochs"].split(",");
+    if (parts.length !== 2) throw new Error(`--vgg-epochs: ${JSON.stringify(values["vgg-epochs"])} is not FP,Q (two epoch counts)`);
+    vggEpochs = { fp: int("vgg-epochs", parts[0], 1), q: int("vgg-epochs", parts[1], 1) };
+  }
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -240,6 +249,7 @@ function parseOptions(argv: string[]): Options {
     perDevice: int("per-device", values["per-device"] ?? values.parallel ?? "1", 1),
     fpEpochs: int("fp-epochs", values["fp-epochs"], 1),
     qEpochs: int("q-epochs", values["q-epochs"], 1),
+    ...(vggEpochs ? { vggEpochs } : {}),
     seed: int("seed", values.seed, 0),
     precision: values.precision,
     compile: values.compile!,
@@ -260,7 +270,13 @@ function parseOptions(argv: string[]): Options {
 
 const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
 
-function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = row.quant ? o.qEpochs : o.fpEpochs, lba = o.lba): ExperimentConfig {
+/** The epochs of a row: its model's FP or quantized count. */
+export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">, row: Row): number => {
+  const own = row.model === "vgg_small" && o.vggEpochs ? o.vggEpochs : { fp: o.fpEpochs, q: o.qEpochs };
+  return row.quant ? own.q : own.fp;
+};
+
+function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = epochsOf(o, row), lba = o.lba): ExperimentConfig {
   const fp = !row.quant;
   const fromRun = join(o.runsDir, fpRowOf(row));
   return {
@@ -290,6 +306,7 @@ function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, na
 function rowCommand(o: Options, row: Row): string {
   const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${row.id}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`, `--lr-q ${o.lrQ}`];
+  if (o.vggEpochs) parts.push(`--vgg-epochs ${o.vggEpochs.fp},${o.vggEpochs.q}`);
   if (o.compile) parts.push("--compile");
   if (o.warmEpochs) parts.push(`--warm-epochs ${o.warmEpochs}`);
   if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
@@ -358,7 +375,7 @@ class Runs {
 
 async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise<RunResult> {
   const dir = join(o.runsDir, row.id);
-  const epochs = row.quant ? o.qEpochs : o.fpEpochs;
+  const epochs = epochsOf(o, row);
   const t0 = Date.now();
   let run: ExperimentRun | undefined;
   if (o.resumeExisting) {
@@ -391,8 +408,9 @@ function rowJobs(o: Options): Job[] {
   const fpIds = new Set(o.rows.filter((r) => !r.quant).map((r) => r.id));
   for (const r of o.rows) {
     const fp = fpRowOf(r);
-    if (r.quant && !fpIds.has(fp) && !finishedResult(join(o.runsDir, fp), o.fpEpochs)) {
-      console.log(`${r.id} starts from ${fp}, which has no finished ${o.fpEpochs}-epoch run in ${o.runsDir}: running it first`);
+    const fpEpochs = epochsOf(o, rowById(fp));
+    if (r.quant && !fpIds.has(fp) && !finishedResult(join(o.runsDir, fp), fpEpochs)) {
+      console.log(`${r.id} starts from ${fp}, which has no finished ${fpEpochs}-epoch run in ${o.runsDir}: running it first`);
       fpIds.add(fp);
     }
   }
