@@ -200,6 +200,13 @@ def main() -> None:
         import torch._inductor.config as inductor_config
 
         inductor_config.combo_kernels = True
+    if "compiled" in args.paths:
+        # the worker refuses compiled quantized layers on CUDA unless opted in: measuring them is this path's purpose
+        import os
+
+        from dmbq_worker.engine.service import COMPILE_QUANT_CUDA_ENV
+
+        os.environ[COMPILE_QUANT_CUDA_ENV] = "1"
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("engine_gpu.py needs a CUDA device (--device cpu with --dataset synthetic: a smoke test only)")
     torch.backends.cudnn.benchmark = True

@@ -3,13 +3,16 @@
 #   1. compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, bench/compile_grad_check.py);
 #   2. the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py);
 #   3. a short ResNet-20 W2/A2 run through the orchestrator, exported and reloaded on the GPU and on the CPU
-#      (the reload must score what training scored, within 0.1 point).
+#      (the reload must score what training scored, within 0.1 point);
+#   4. the epoch-time ratios of issue 6 item 4, compiled (opted in) and with the CUDA-graph step.
+# Every result is written under OUT_DIR as it comes (a call cut off at its limit still returns what finished).
 # Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
 #   bash bench/gpu_checks.sh OUT_DIR
 set -uo pipefail
 OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR}
 PY=${DMBQ_PYTHON:-python3}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
+export DMBQ_COMPILE_QUANT_CUDA=1  # the compiled quantized path is what these checks verify
 mkdir -p "$OUT"
 : "${CIFAR10_DIR:?set CIFAR10_DIR to a folder holding cifar-10-batches-py}"
 status=0
@@ -24,5 +27,11 @@ for dev in cuda cpu; do
   run "reload-$dev" timeout 300 "$PY" -m dmbq_worker.export --check "$RUNS/r20-w2a2-cp/model.dmbq" --evaluate --device $dev \
     --data-path "$CIFAR10_DIR"
   grep -o '"top1": [0-9.]*\|"reloadedTop1": [0-9.]*\|"top1Delta": [-0-9.e]*' "$OUT/reload-$dev.txt" | tr '\n' ' '; echo
+done
+for path in compiled graph; do
+  flag=""; [ $path = compiled ] && flag="--compile"
+  run "timing-$path" timeout 420 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$RUNS-timing-$path" --timing \
+    --timing-epochs 4 --devices cuda:0 --precision bf16 $flag
+  cp "$RUNS-timing-$path/timing.md" "$OUT/timing-$path.md" 2>/dev/null
 done
 exit $status

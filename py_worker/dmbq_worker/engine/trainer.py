@@ -96,6 +96,9 @@ class Trainer:
         # in-place, no-grad work that belongs to the step (the quantizers' scale EMA): runs eagerly inside the step
         # (and so inside its CUDA graph), never inside the compiled forward
         self._after_optimizer_step = after_optimizer_step
+        # per-step work on the gradients that is not the optimizer's (the compiled sensitivity fold); set by the
+        # service between requests, with the graph invalidated, since a captured step bakes it in
+        self.after_backward: Callable[[], None] | None = None
         self.steps_per_epoch = data.train_size // opts.batch_size
         self.epoch = 0  # epochs completed
         self.step_in_epoch = 0
@@ -186,6 +189,8 @@ class Trainer:
             out = self._forward(x)
         loss = F.cross_entropy(out.float(), y)
         loss.backward()
+        if self.after_backward is not None:
+            self.after_backward()
         self.optimizer.step()
         if self._after_optimizer_step is not None:
             self._after_optimizer_step()

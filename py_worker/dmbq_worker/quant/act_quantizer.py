@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE
+from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE, act_quant_ops
 from dmbq_worker.quant.levels import FP_BITS, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -137,9 +137,9 @@ class ActQuantizer(CompactTablesState):
                 self._accumulate_hist(x)
         # No backward under no_grad (evaluation): nothing to collect there.
         probe, probe_lower = (self.probe, self.probe_lower) if torch.is_grad_enabled() else (None, None)
-        if self.all_full_precision and probe is None and probe_lower is None:
-            return x
-        return ActQuantSTE.apply(
+        if self.all_full_precision:
+            return x  # nothing quantized: x_hat = x, so every sensitivity and look-ahead is 0
+        args = (
             x,
             self.clip,
             self.n_steps,
@@ -155,6 +155,9 @@ class ActQuantizer(CompactTablesState):
             cdim,
             self.any_full_precision,
         )
+        if torch.compiler.is_compiling():
+            return act_quant_ops(*args)
+        return ActQuantSTE.apply(*args)
 
     @torch.compiler.disable  # once per run: mutating a Parameter inside a compiled graph is not worth the risk
     @torch.no_grad()

@@ -72,7 +72,10 @@ class _TrainingCopy:
     ) -> None:
         self.model, self.layers, self.forward = model, list(layers), forward
         self.updater = ScaleUpdater(layers) if scale_update == "after_step" else None
-        self.collector = SensitivityCollector(layers, lookahead=lookahead) if sensitivity else None
+        # folded per step on both sides, as the trainer does when compiling (compiled probes get signed sums)
+        self.collector = (
+            SensitivityCollector(layers, lookahead=lookahead, fold_each_step=True) if sensitivity else None
+        )
         if self.collector is not None:
             self.collector.enable()
 
@@ -82,6 +85,8 @@ class _TrainingCopy:
             p.grad = None
         out = self.forward(x)
         F.cross_entropy(out.float(), y).backward()
+        if self.collector is not None:
+            self.collector.fold_()
         grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
         with torch.no_grad():
             for p in params.values():

@@ -9,6 +9,10 @@ so collection is a mode switched outside the step (see SensitivityCollector), no
 
 The look-ahead probe gets the same quantity with x_hat computed from the level set one bit lower; it is
 recomputed in backward (from the saved input), so it costs nothing while it is off.
+
+Under torch.compile the quantizers use `weight_quant_ops` / `act_quant_ops` instead: the same values and gradients
+from plain differentiable ops (no autograd.Function), with the probes receiving the *signed* per-step sum; the |.|
+of each step is then taken by the collector after backward (SensitivityCollector.fold_).
 """
 
 from __future__ import annotations
@@ -103,6 +107,84 @@ def _sum_except(t: Tensor, channel_dim: int) -> Tensor:
     return t.sum(dim=dims) if dims else t
 
 
+def _ste(value: Tensor, surrogate: Tensor) -> Tensor:
+    """`value` forward, the gradient of `surrogate` backward: surrogate - surrogate.detach() is an exact 0 for finite
+    values, so the result is `value` bit for bit (value + (surrogate - value).detach() would round)."""
+    return value.detach() + (surrogate - surrogate.detach())
+
+
+def weight_quant_ops(
+    weight: Tensor,
+    scale: Tensor,
+    levels: Tensor,
+    thresholds: Tensor,
+    clip_units: Tensor,
+    fp_mask: Tensor,
+    lower_levels: Tensor,
+    lower_thresholds: Tensor,
+    probe: Tensor | None,
+    probe_lower: Tensor | None,
+) -> Tensor:
+    """WeightQuantSTE from plain ops, for torch.compile: same value, same clipped-STE gradient; the probes get the
+    signed per-step sum_e (w - w_hat) * g / n (the collector folds |.| per step).
+
+    Why not the Function under compile: traced by torch 2.11 on an H100, every gradient of the Function came back
+    exactly zero, with backend aot_eager as well, with or without ctx.needs_input_grad
+    (bench/compile_backward_probe.py; docs/RESULTS.md). Plain ops leave nothing to the tracing of custom Functions.
+    """
+    channels = weight.shape[0]
+    w2 = weight.reshape(channels, -1).float()
+    wd = w2.detach()
+    s = scale.detach().float().clamp_min(EPS).unsqueeze(1)
+    u = wd / s
+    fp = fp_mask.unsqueeze(1)
+    w_hat = torch.where(fp, wd, quantize_units(u, levels, thresholds) * s)
+    if not torch.is_grad_enabled():
+        return w_hat.reshape(weight.shape).to(weight.dtype)
+    passed = u.abs() <= clip_units.unsqueeze(1)  # +inf for full precision, -1 for pruned channels
+    out = _ste(w_hat, w2 * passed)
+    n = float(w2.shape[1])
+    if probe is not None:
+        out = out + probe.unsqueeze(1) * ((wd - w_hat) / n)  # the probe is 0: adds an exact 0
+    if probe_lower is not None:
+        low = torch.where(fp, wd, quantize_units(u, lower_levels, lower_thresholds) * s)
+        out = out + probe_lower.unsqueeze(1) * ((wd - low) / n)
+    return out.reshape(weight.shape).to(weight.dtype)
+
+
+def act_quant_ops(
+    x: Tensor,
+    clip: Tensor,
+    n_steps: Tensor,
+    levels: Tensor,
+    thresholds: Tensor,
+    fp_mask: Tensor,
+    lower_n_steps: Tensor,
+    lower_levels: Tensor,
+    lower_thresholds: Tensor,
+    probe: Tensor | None,
+    probe_lower: Tensor | None,
+    mode: ActModeName,
+    channel_dim: int,
+    any_fp: bool,
+) -> Tensor:
+    """ActQuantSTE from plain ops, for torch.compile (see weight_quant_ops): x gets the gradient where
+    0 <= x <= clip, the clip the summed gradient where x > clip; the probes the signed per-step sums."""
+    xf = x.float()
+    c = clip.float().clamp_min(EPS)
+    parts = _ActParts.of(xf.detach(), c.detach(), n_steps, levels, thresholds, fp_mask, lower_n_steps, lower_levels,
+                         lower_thresholds, mode, channel_dim, any_fp, probe is not None, probe_lower is not None)
+    if not torch.is_grad_enabled():
+        return parts.x_hat.to(x.dtype)
+    out = _ste(parts.x_hat, xf * parts.inside + c * parts.above)
+    n = float(xf.numel() // xf.shape[channel_dim])
+    if parts.err is not None and probe is not None:
+        out = out + channel_view(probe, xf.dim(), channel_dim) * (parts.err / n)
+    if parts.err_lower is not None and probe_lower is not None:
+        out = out + channel_view(probe_lower, xf.dim(), channel_dim) * (parts.err_lower / n)
+    return out.to(x.dtype)
+
+
 class WeightQuantSTE(torch.autograd.Function):
     """w_hat = s_c * nearest_level_c(w / s_c) per output channel; full-precision channels pass w through.
 
@@ -142,10 +224,9 @@ class WeightQuantSTE(torch.autograd.Function):
         w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds = ctx.saved_tensors
         g = grad.reshape(w2.shape).float()
         n = float(w2.shape[1])
-        # Decided by what forward saw, never by ctx.needs_input_grad. Compiled under torch 2.11 on an H100, every
-        # quantized gradient came back exactly 0, with backend aot_eager too (bench/compile_backward_probe.py); the
-        # likely cause is needs_input_grad reading False while dynamo traces backward (as in pytorch#159299), so
-        # the gradient is skipped and AOTAutograd fills in zeros. Autograd discards a gradient nobody asked for.
+        # Always computed, not gated by ctx.needs_input_grad (autograd discards a gradient nobody asked for). This
+        # Function runs eager only: compiled by torch 2.11 on an H100 its gradients came back exactly 0, with and
+        # without needs_input_grad, so compiled runs use weight_quant_ops.
         passed = u.abs() <= clip_units.unsqueeze(1)
         grad_w = (g * passed).reshape(ctx.weight_shape).to(ctx.weight_dtype)
         sens = None
@@ -164,8 +245,8 @@ class ActQuantSTE(torch.autograd.Function):
     Backward (PACT-style clipped STE): x gets the gradient where 0 <= x <= clip; the clip gets the summed gradient
     of the saturated part (x > clip). Full-precision channels pass x and its gradient through untouched.
     `any_fp` (a Python bool fixed by the scheme) skips the full-precision select when no channel needs it.
-    When collecting, the errors x - x_hat (and x - x_hat_lower) go to the probes' gradients. Eager, they are
-    formed in forward, where x_hat already exists; compiled, backward recomputes them from x (see forward).
+    When collecting, the errors x - x_hat (and x - x_hat_lower) go to the probes' gradients; they are formed in
+    forward, where x_hat already exists (compiled runs use act_quant_ops instead of this Function).
     """
 
     @staticmethod
@@ -191,40 +272,26 @@ class ActQuantSTE(torch.autograd.Function):
         ctx.channel_dim = channel_dim
         ctx.x_dtype = x.dtype
         ctx.clip_shape = clip.shape
-        ctx.mode = mode
-        ctx.any_fp = any_fp
-        # Compiled: keep only x (2 bytes an element in bf16) and let backward recompute masks and errors in the
-        # one fused kernel that reads the gradient anyway. Eager: keep 1-byte masks and the errors, which costs
-        # memory but saves backward the separate recomputation kernels.
-        ctx.recompute = torch.compiler.is_compiling()
         tables = (clip, n_steps, levels, thresholds, fp_mask, lower_n_steps, lower_levels, lower_thresholds)
         parts = _ActParts.of(x, *tables, mode, channel_dim, any_fp, probe is not None, probe_lower is not None)
-        if ctx.recompute:
-            ctx.save_for_backward(x, *tables)
-        else:
-            saved = [parts.inside, parts.above]
-            if parts.err is not None:
-                saved.append(parts.err)
-            if parts.err_lower is not None:
-                saved.append(parts.err_lower)
-            ctx.save_for_backward(*saved)
+        # 1-byte masks and the errors: memory for fewer kernels in backward
+        saved = [parts.inside, parts.above]
+        if parts.err is not None:
+            saved.append(parts.err)
+        if parts.err_lower is not None:
+            saved.append(parts.err_lower)
+        ctx.save_for_backward(*saved)
         return parts.x_hat.to(x.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         saved = list(ctx.saved_tensors)
-        if ctx.recompute:
-            x, clip, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thresholds = saved
-            parts = _ActParts.of(x, clip, n_steps, levels, thresholds, fp_mask, lower_n, lower_levels, lower_thresholds,
-                                 ctx.mode, ctx.channel_dim, ctx.any_fp, ctx.has_probe, ctx.has_probe_lower)
-            inside, above, err, err_lower = parts.inside, parts.above, parts.err, parts.err_lower
-        else:
-            inside, above = saved[0], saved[1]
-            rest = saved[2:]
-            err = rest.pop(0) if ctx.has_probe else None
-            err_lower = rest.pop(0) if ctx.has_probe_lower else None
+        inside, above = saved[0], saved[1]
+        rest = saved[2:]
+        err = rest.pop(0) if ctx.has_probe else None
+        err_lower = rest.pop(0) if ctx.has_probe_lower else None
         g = grad.float()
-        # always both (not ctx.needs_input_grad: see WeightQuantSTE.backward)
+        # always both (see WeightQuantSTE.backward)
         grad_x = (g * inside).to(ctx.x_dtype)
         grad_clip = torch.where(above, g, 0.0).sum().reshape(ctx.clip_shape)
         cdim = ctx.channel_dim

@@ -15,6 +15,10 @@ attributes, not parameters: no optimizer, zero_grad or grad-clipping sees them. 
  * a GradScaler multiplies every gradient, these too: divide by its scale (bf16 autocast needs none);
  * backward(inputs=...) restricted to the parameters would skip the probes;
  * under DDP each rank holds its own sums: all-reduce the arrays of `read()` if one total is wanted.
+Compiled (torch.compile), the quantizers give the probes the *signed* per-step sum instead (functions.py,
+`weight_quant_ops`): a collector made with `fold_each_step=True` then keeps its own sums and `fold_()`, called once
+per step after backward (inside the step, so inside its CUDA graph), adds |probe.grad| to them and zeroes the probes.
+Folding a per-step value that is already |.| (a Function step, e.g. a dynamo fallback to eager) changes nothing.
 
 Histograms (histogram_bins > 0, training-mode forwards only): of w / s_c over the whole layer on
 [-r, r] with r = max|w / s_c| when the collector is enabled (fixed for the run so steps add up; values outside
@@ -55,10 +59,10 @@ def _probe(n: int, like: Tensor) -> Tensor:
     return torch.zeros(n, device=like.device, dtype=torch.float32, requires_grad=True)
 
 
-def _accumulated(probe: Tensor | None, n: int) -> np.ndarray:
-    if probe is None or probe.grad is None:
+def _accumulated(total: Tensor | None, n: int) -> np.ndarray:
+    if total is None:
         return np.zeros(n, dtype=np.float32)
-    return probe.grad.detach().float().cpu().numpy().astype(np.float32)
+    return total.detach().float().cpu().numpy().astype(np.float32)
 
 
 @dataclass
@@ -72,10 +76,20 @@ class _LayerSlots:
     weight_hist: Tensor | None
     weight_hist_range: Tensor | None
     act_hist: Tensor | None
+    # fold_each_step only: the per-probe sums, in the order of tensors()
+    sums: list[Tensor] | None = None
 
     def tensors(self) -> list[Tensor]:
         maybe = [self.weight_probe, self.act_probe, self.weight_probe_lower, self.act_probe_lower]
         return [t for t in maybe if t is not None]
+
+    def total(self, probe: Tensor | None) -> Tensor | None:
+        """What a probe has summed: its own gradient, or (fold_each_step) the folded sum beside it."""
+        if probe is None:
+            return None
+        if self.sums is None:
+            return probe.grad
+        return next(s for t, s in zip(self.tensors(), self.sums) if t is probe)
 
 
 @torch.no_grad()
@@ -91,11 +105,19 @@ def _weight_range(ref: QuantLayerRef) -> Tensor:
 class SensitivityCollector:
     """Switches collection on the layers' quantizers and reads the sums back (the only host sync)."""
 
-    def __init__(self, layers: Sequence[QuantLayerRef], *, lookahead: bool = False, histogram_bins: int = 0) -> None:
+    def __init__(
+        self,
+        layers: Sequence[QuantLayerRef],
+        *,
+        lookahead: bool = False,
+        histogram_bins: int = 0,
+        fold_each_step: bool = False,
+    ) -> None:
         if histogram_bins < 0:
             raise invalid("run.histogram_bins", f"must be >= 0, got {histogram_bins}")
         self.layers = list(layers)
         self.lookahead = bool(lookahead)
+        self.fold_each_step = bool(fold_each_step)
         self.histogram_bins = int(histogram_bins)
         self.enabled = False
         self._slots: list[_LayerSlots] | None = None
@@ -116,7 +138,26 @@ class SensitivityCollector:
                     act_hist=torch.zeros(bins, device=w.device) if bins > 0 else None,
                 )
             )
+            if self.fold_each_step:
+                slots[-1].sums = [torch.zeros_like(t, requires_grad=False) for t in slots[-1].tensors()]
         return slots
+
+    @torch.no_grad()
+    def fold_(self) -> None:
+        """Add |this step's probe gradients| to the sums and zero the probes (fold_each_step; once per step)."""
+        if not self.enabled or self._slots is None or not self.fold_each_step:
+            return
+        grads: list[Tensor] = []
+        sums: list[Tensor] = []
+        for slot in self._slots:
+            assert slot.sums is not None
+            for t, total in zip(slot.tensors(), slot.sums):
+                if t.grad is not None:  # a layer left unquantized never gets one
+                    grads.append(t.grad)
+                    sums.append(total)
+        if grads:
+            torch._foreach_add_(sums, torch._foreach_abs(grads))
+            torch._foreach_zero_(grads)
 
     def enable(self) -> None:
         """Start (or resume) accumulating; checks that the look-ahead tables exist. Call between steps."""
@@ -153,6 +194,8 @@ class SensitivityCollector:
             for t in slot.tensors():
                 if t.grad is not None:
                     t.grad.zero_()
+            for total in slot.sums or []:
+                total.zero_()
             for h in (slot.weight_hist, slot.act_hist):
                 if h is not None:
                     h.zero_()
@@ -172,15 +215,17 @@ class SensitivityCollector:
             if slot is not None and slot.act_hist is not None:
                 act_hist = (0.0, ACT_HIST_HI, slot.act_hist.detach().cpu().numpy().astype(np.float32))
             out[ref.name] = LayerStatsArrays(
-                weight_sensitivity=_accumulated(slot.weight_probe if slot else None, wq.out_channels),
-                act_sensitivity=_accumulated(slot.act_probe if slot else None, aq.in_channels),
+                weight_sensitivity=_accumulated(slot.total(slot.weight_probe) if slot else None, wq.out_channels),
+                act_sensitivity=_accumulated(slot.total(slot.act_probe) if slot else None, aq.in_channels),
                 weight_sensitivity_lower=(
-                    _accumulated(slot.weight_probe_lower if slot else None, wq.out_channels)
+                    _accumulated(slot.total(slot.weight_probe_lower) if slot else None, wq.out_channels)
                     if self.lookahead
                     else None
                 ),
                 act_sensitivity_lower=(
-                    _accumulated(slot.act_probe_lower if slot else None, aq.in_channels) if self.lookahead else None
+                    _accumulated(slot.total(slot.act_probe_lower) if slot else None, aq.in_channels)
+                    if self.lookahead
+                    else None
                 ),
                 weight_hist=weight_hist,
                 act_hist=act_hist,

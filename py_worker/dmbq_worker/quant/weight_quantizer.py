@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dmbq_worker.quant.functions import EPS, WeightQuantSTE
+from dmbq_worker.quant.functions import EPS, WeightQuantSTE, weight_quant_ops
 from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -117,9 +117,9 @@ class WeightQuantizer(CompactTablesState):
                 self._accumulate_hist(weight)
         # No backward under no_grad (evaluation): nothing to collect there.
         probe, probe_lower = (self.probe, self.probe_lower) if torch.is_grad_enabled() else (None, None)
-        if self.all_full_precision and probe is None and probe_lower is None:
-            return weight
-        return WeightQuantSTE.apply(
+        if self.all_full_precision:
+            return weight  # nothing quantized: x_hat = x, so every sensitivity and look-ahead is 0
+        args = (
             weight,
             self.scale,
             self.levels,
@@ -131,6 +131,9 @@ class WeightQuantizer(CompactTablesState):
             probe,
             probe_lower,
         )
+        if torch.compiler.is_compiling():
+            return weight_quant_ops(*args)
+        return WeightQuantSTE.apply(*args)
 
     @torch.no_grad()
     def _accumulate_hist(self, weight: Tensor) -> None:

@@ -64,3 +64,32 @@ def test_compiled_quantized_training_matches_eager_and_scheme_updates_do_not_rec
     # epochs drift apart as any two float orderings do, so only the first is compared.
     assert abs(results[True][0] - results[False][0]) <= 0.01 * results[False][0], results
     assert all(np.isfinite(results[True]))
+
+
+def sensitivities(result: pb.EpochResult) -> np.ndarray:
+    fields = ("weight_sensitivity_f32", "act_sensitivity_f32", "weight_sensitivity_lower_f32", "act_sensitivity_lower_f32")
+    return np.concatenate([np.frombuffer(getattr(s, f), "<f4") for s in result.layers for f in fields])
+
+
+def test_compiled_sensitivities_are_folded_per_step() -> None:
+    """Compiled, the quantizers hand the probes signed per-step sums and the trainer folds |.| after each backward:
+    one 2-step request must return the sum of two 1-step requests from the same states (|a| + |b|), not |a + b|.
+    (Against eager the digits CNN differs anyway at max-pool ties: see the test above.)"""
+    ctx = RecordingContext()
+
+    def compiled_service() -> tuple[TrainingService, pb.Configured]:
+        torch.manual_seed(0)
+        svc = TrainingService()
+        cfg = svc.configure(digits(True), ctx)
+        svc.update_scheme(pb.UpdateScheme(scheme=mixed_scheme(list(cfg.layers), seed=3)), ctx)
+        return svc, cfg
+
+    run = pb.Run(sensitivity=True, lookahead=True, steps=1)
+    svc, _ = compiled_service()
+    first, second = (svc.run(run, ctx) for _ in range(2))
+    svc, _ = compiled_service()
+    both = svc.run(pb.Run(sensitivity=True, lookahead=True, steps=2), ctx)
+    assert isinstance(first, pb.EpochResult) and isinstance(second, pb.EpochResult) and isinstance(both, pb.EpochResult)
+    a, b, ab = sensitivities(first), sensitivities(second), sensitivities(both)
+    assert ab.size > 0 and np.all(ab >= 0) and (ab > 0).mean() > 0.5
+    np.testing.assert_allclose(ab, a + b, rtol=1e-4, atol=1e-6 * float(ab.max()))

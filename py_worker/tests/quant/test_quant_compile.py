@@ -24,7 +24,7 @@ def quantized_pair() -> tuple[nn.Module, list]:
 
 def test_torch_compile_runs_forward_and_backward_with_and_without_collection() -> None:
     torch.manual_seed(30)
-    eager, _ = quantized_pair()
+    eager, eager_layers = quantized_pair()
     model, layers = quantized_pair()
     model.load_state_dict(eager.state_dict())
     eager.eval()
@@ -36,13 +36,27 @@ def test_torch_compile_runs_forward_and_backward_with_and_without_collection() -
     eager(x).sum().backward()
     for p, q in zip(model.parameters(), eager.parameters()):
         torch.testing.assert_close(p.grad, q.grad)
-    collector = SensitivityCollector(layers, lookahead=True)
+    # compiled quantizers give the probes signed per-step sums: the collector folds |.| after each backward
+    collector = SensitivityCollector(layers, lookahead=True, fold_each_step=True)
     collector.enable()
     compiled(x).sum().backward()
+    collector.fold_()
+    compiled(x).sum().backward()
+    collector.fold_()
     stats = collector.read()
     assert np.all(np.isfinite(stats["0"].weight_sensitivity)) and stats["0"].weight_sensitivity[0] > 0
     assert stats["3"].act_sensitivity_lower is not None and stats["3"].act_sensitivity_lower.sum() > 0
     collector.disable()
+    # the same two steps eager (the Function takes |.| itself; folding it again changes nothing)
+    reference = SensitivityCollector(eager_layers, lookahead=True)
+    reference.enable()
+    eager(x).sum().backward()
+    eager(x).sum().backward()
+    expected = reference.read()
+    reference.disable()
+    for name in ("0", "3"):
+        for key in ("weight_sensitivity", "act_sensitivity", "weight_sensitivity_lower", "act_sensitivity_lower"):
+            np.testing.assert_allclose(getattr(stats[name], key), getattr(expected[name], key), rtol=1e-5, atol=1e-8)
     with_hist = SensitivityCollector(layers, histogram_bins=8)
     with_hist.enable()
     model.train()  # histograms and the EMA run in training mode only
