@@ -353,10 +353,14 @@ class TrainingService:
                 session.collector.disable()
                 session.collector = session.collector_key = None
             session.trainer.invalidate_graph()
-            # compiled quantizers hand the probes signed per-step sums: the collector folds |.| after each backward
+            # compiled quantizers and the ranks of a job hand the probes signed per-step sums: the collector folds
+            # |.| after each backward, in a job after one all-reduce of every layer's sums (distributed/statistics.py)
+            in_job = ranks.current() is not None
             collector = SensitivityCollector(
                 session.refs, lookahead=bool(req.lookahead), histogram_bins=int(req.histogram_bins),
-                fold_each_step=bool(session.request.compile),
+                fold_each_step=bool(session.request.compile) or in_job,
+                reduce_step=ranks.all_reduce_sum_ if in_job else None,
+                world_size=ranks.world_size() if in_job else 1,
             )
             try:
                 collector.enable()  # validates the look-ahead tables
@@ -366,8 +370,6 @@ class TrainingService:
             session.trainer.after_backward = collector.fold_ if collector.fold_each_step else None
             session.collector, session.collector_key = collector, key
         session.collector.reset()
-        if session.global_stats is not None:
-            session.global_stats.reset()
         return session.collector
 
     def run(self, req: pb.Run, ctx: RequestContext) -> pb.EpochResult | pb.Cancelled:

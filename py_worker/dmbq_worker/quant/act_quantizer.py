@@ -70,6 +70,8 @@ class ActQuantizer(CompactTablesState):
         self.lower_available = True
         self.init_clip_pending = False
         self.probe: Tensor | None = None
+        # set by a SensitivityCollector that folds per step: the plain-ops path, whose probes get signed sums
+        self.signed_probes = False
         self.probe_lower: Tensor | None = None
         self.hist: Tensor | None = None
         self.register_load_state_dict_post_hook(_sync_after_load)
@@ -155,7 +157,7 @@ class ActQuantizer(CompactTablesState):
             cdim,
             self.any_full_precision,
         )
-        if torch.compiler.is_compiling():
+        if self.signed_probes or torch.compiler.is_compiling():
             return act_quant_ops(*args)
         return ActQuantSTE.apply(*args)
 

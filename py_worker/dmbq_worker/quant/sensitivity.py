@@ -15,10 +15,11 @@ attributes, not parameters: no optimizer, zero_grad or grad-clipping sees them. 
  * a GradScaler multiplies every gradient, these too: divide by its scale (bf16 autocast needs none);
  * backward(inputs=...) restricted to the parameters would skip the probes;
  * under DDP each rank holds its own sums: all-reduce the arrays of `read()` if one total is wanted.
-Compiled (torch.compile), the quantizers give the probes the *signed* per-step sum instead (functions.py,
-`weight_quant_ops`): a collector made with `fold_each_step=True` then keeps its own sums and `fold_()`, called once
-per step after backward (inside the step, so inside its CUDA graph), adds |probe.grad| to them and zeroes the probes.
-Folding a per-step value that is already |.| (a Function step, e.g. a dynamo fallback to eager) changes nothing.
+A collector made with `fold_each_step=True` (compiled runs, ranks of a job) switches its quantizers to the plain-ops
+path (functions.py, `weight_quant_ops`), which hands the probes the *signed* per-step sums; it keeps its own sums,
+and `fold_()`, called once per step after backward (inside the step, so inside its CUDA graph), adds |probe.grad| to
+them and zeroes the probes. Folding a per-step value that is already |.| changes nothing. In a job, `reduce_step`
+(an all-reduce) first sums the signed values of all ranks in one collective, so the |.| is that of the global batch.
 
 Histograms (histogram_bins > 0, training-mode forwards only): of w / s_c over the whole layer on
 [-r, r] with r = max|w / s_c| when the collector is enabled (fixed for the run so steps add up; values outside
@@ -28,7 +29,7 @@ are counted in the end bins, so counts sum to elements x steps), and of x / clip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -83,6 +84,12 @@ class _LayerSlots:
         maybe = [self.weight_probe, self.act_probe, self.weight_probe_lower, self.act_probe_lower]
         return [t for t in maybe if t is not None]
 
+    def act_flags(self) -> list[bool]:
+        """Per entry of tensors(): whether it is an activation probe."""
+        maybe = [(self.weight_probe, False), (self.act_probe, True), (self.weight_probe_lower, False),
+                 (self.act_probe_lower, True)]
+        return [flag for t, flag in maybe if t is not None]
+
     def total(self, probe: Tensor | None) -> Tensor | None:
         """What a probe has summed: its own gradient, or (fold_each_step) the folded sum beside it."""
         if probe is None:
@@ -112,12 +119,22 @@ class SensitivityCollector:
         lookahead: bool = False,
         histogram_bins: int = 0,
         fold_each_step: bool = False,
+        reduce_step: Callable[[Tensor], object] | None = None,
+        world_size: int = 1,
     ) -> None:
+        """`reduce_step` (fold_each_step only): sums a flat tensor over the ranks in place; `world_size` ranks each
+        compute gradients of their local-mean loss, so the sums are rescaled to the global-mean loss's."""
         if histogram_bins < 0:
             raise invalid("run.histogram_bins", f"must be >= 0, got {histogram_bins}")
         self.layers = list(layers)
         self.lookahead = bool(lookahead)
         self.fold_each_step = bool(fold_each_step)
+        if reduce_step is not None and not self.fold_each_step:
+            raise ValueError("reduce_step needs fold_each_step=True")
+        if world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}")
+        self.reduce_step = reduce_step
+        self.world_size = int(world_size)
         self.histogram_bins = int(histogram_bins)
         self.enabled = False
         self._slots: list[_LayerSlots] | None = None
@@ -149,15 +166,28 @@ class SensitivityCollector:
             return
         grads: list[Tensor] = []
         sums: list[Tensor] = []
+        scales: list[float] = []
+        w = float(self.world_size)
         for slot in self._slots:
             assert slot.sums is not None
-            for t, total in zip(slot.tensors(), slot.sums):
+            for t, total, is_act in zip(slot.tensors(), slot.sums, slot.act_flags()):
                 if t.grad is not None:  # a layer left unquantized never gets one
                     grads.append(t.grad)
                     sums.append(total)
-        if grads:
-            torch._foreach_add_(sums, torch._foreach_abs(grads))
-            torch._foreach_zero_(grads)
+                    # weights: every rank's gradient is W x the global one's share -> 1/W; activations: also each
+                    # rank's n is 1/W of the global batch's -> 1/W^2 (distributed/statistics.py says more)
+                    scales.append(1.0 / (w * w) if is_act else 1.0 / w)
+        if not grads:
+            return
+        if self.reduce_step is not None:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            self.reduce_step(flat)  # one collective per step for every layer's sums
+            values = list(torch.split(flat, [g.numel() for g in grads]))
+            torch._foreach_mul_(values, scales)
+        else:
+            values = grads
+        torch._foreach_add_(sums, torch._foreach_abs(values))
+        torch._foreach_zero_(grads)
 
     def enable(self) -> None:
         """Start (or resume) accumulating; checks that the look-ahead tables exist. Call between steps."""
@@ -176,6 +206,7 @@ class SensitivityCollector:
             wq.probe, wq.probe_lower = slot.weight_probe, slot.weight_probe_lower
             wq.hist, wq.hist_range = slot.weight_hist, slot.weight_hist_range
             aq.probe, aq.probe_lower, aq.hist = slot.act_probe, slot.act_probe_lower, slot.act_hist
+            wq.signed_probes = aq.signed_probes = self.fold_each_step
         self.enabled = True
 
     def disable(self) -> None:
@@ -184,6 +215,7 @@ class SensitivityCollector:
             wq, aq = ref.module.weight_quant, ref.module.act_quant
             wq.probe = wq.probe_lower = wq.hist = wq.hist_range = None
             aq.probe = aq.probe_lower = aq.hist = None
+            wq.signed_probes = aq.signed_probes = False
         self.enabled = False
 
     def reset(self) -> None:

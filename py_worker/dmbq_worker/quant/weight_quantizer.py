@@ -63,6 +63,8 @@ class WeightQuantizer(CompactTablesState):
         self.lower_available = True
         # Collection state, owned by SensitivityCollector.
         self.probe: Tensor | None = None
+        # set by a SensitivityCollector that folds per step: the plain-ops path, whose probes get signed sums
+        self.signed_probes = False
         self.probe_lower: Tensor | None = None
         self.hist: Tensor | None = None
         self.hist_range: Tensor | None = None  # [2]: lo, hi of w / s_c
@@ -131,7 +133,7 @@ class WeightQuantizer(CompactTablesState):
             probe,
             probe_lower,
         )
-        if torch.compiler.is_compiling():
+        if self.signed_probes or torch.compiler.is_compiling():
             return weight_quant_ops(*args)
         return WeightQuantSTE.apply(*args)
 
