@@ -4,7 +4,8 @@
 #   2. the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py);
 #   3. a short ResNet-20 W2/A2 run through the orchestrator, exported and reloaded on the GPU and on the CPU
 #      (the reload must score what training scored, within 0.1 point);
-#   4. the epoch-time ratios of issue 6 item 4, compiled (opted in) and with the CUDA-graph step.
+#   4. the epoch-time ratios of issue 6 item 4, compiled (opted in) and with the CUDA-graph step;
+#   5. with 2 or more GPUs: 2 GPUs vs 1 (bench/ddp_scaling.py), the job's step eager and captured (opted in).
 # Every result is written under OUT_DIR as it comes (a call cut off at its limit still returns what finished).
 # Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
 #   bash bench/gpu_checks.sh OUT_DIR
@@ -34,4 +35,10 @@ for path in compiled graph; do
     --timing-epochs 4 --devices cuda:0 --precision bf16 $flag
   cp "$RUNS-timing-$path/timing.md" "$OUT/timing-$path.md" 2>/dev/null
 done
+if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
+  run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py --data "$CIFAR10_DIR" --epochs 4 --configs plain,ddp1,ddp2 --out "$OUT/ddp-eager"
+  export DMBQ_DDP_CUDA_GRAPH=1
+  run ddp-graph timeout 300 "$PY" bench/ddp_scaling.py --data "$CIFAR10_DIR" --epochs 4 --configs ddp1,ddp2 --out "$OUT/ddp-graph"
+  unset DMBQ_DDP_CUDA_GRAPH
+fi
 exit $status

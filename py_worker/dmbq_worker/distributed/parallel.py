@@ -11,10 +11,10 @@ from dmbq_worker.distributed.sync_batchnorm import convert_batchnorm
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """BatchNorm over the global batch; call before the optimizer is built (CUDA conversion makes new modules)."""
+    """BatchNorm over the global batch (in place; `device`: any); call before the optimizer is built."""
     if runtime.current() is None:
         return model
-    return convert_batchnorm(model, device)
+    return convert_batchnorm(model)
 
 
 def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:

@@ -59,10 +59,21 @@ def init_from_env() -> RankGroup | None:
     if cuda:
         torch.cuda.set_device(local_rank)
     minutes = float(os.environ.get("DMBQ_DIST_TIMEOUT_MIN", DEFAULT_TIMEOUT_MIN))
+    if cuda and ddp_cuda_graph_opted_in():
+        # torch.cuda.graphs' rule for capturing DDP: no NCCL async error handling (its watchdog queries the stream)
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0")
     dist.init_process_group(backend, timeout=timedelta(minutes=minutes))
     control = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
     _current = RankGroup(rank=rank, world_size=world, local_rank=local_rank, backend=backend, control=control)
     return _current
+
+
+# Opt-in: capture a job's training step as a CUDA graph too (not yet measured on GPUs; the plain worker always does).
+DDP_CUDA_GRAPH_ENV = "DMBQ_DDP_CUDA_GRAPH"
+
+
+def ddp_cuda_graph_opted_in() -> bool:
+    return os.environ.get(DDP_CUDA_GRAPH_ENV, "") == "1"
 
 
 def shutdown() -> None:

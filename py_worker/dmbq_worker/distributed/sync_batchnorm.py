@@ -12,7 +12,11 @@ values exactly on a rounding boundary; a 1-ulp shift picks another max (another 
 Measured on the digits CNN: 5 of 65,536 max-pool windows and one activation level flipped in the first step, and the
 loss drifted by ~1e-4. In float64 the per-rank partial sums are exact enough that the rounded result is the same
 bits for any number of ranks (the first step of that run became bit-identical).
-On CUDA torch's fused SyncBatchNorm is used instead (same parameter and buffer names: checkpoints are unchanged).
+It is used on CUDA too, instead of torch's SyncBatchNorm: outside CUDA-graph capture, that one's forward masks out
+empty ranks with a boolean index (torch/nn/modules/_functions.py, pytorch#78549), a host sync in every BatchNorm of
+every step, which in a job also waits for the other ranks' all-gather. This one syncs nothing: two all-reduces
+forward (sum with the count, then the centred square sum) and their two autograd counterparts backward.
+Same parameter and buffer names as BatchNorm: checkpoints are unchanged.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [d for d in range(x.dim()) if d != 1]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         xf = x.double()
-        local_n = torch.tensor([float(xf.numel() // xf.shape[1])], dtype=torch.float64, device=x.device)
-        count = dist_fn.all_reduce(local_n.clone())
-        mean = dist_fn.all_reduce(xf.sum(dim=dims)) / count
+        local_n = torch.full((1,), float(xf.numel() // xf.shape[1]), dtype=torch.float64, device=x.device)
+        sums = dist_fn.all_reduce(torch.cat([xf.sum(dim=dims), local_n]))  # one collective for sum and count
+        count = sums[-1:]
+        mean = sums[:-1] / count
         centred = xf - mean.view(shape)
         var = dist_fn.all_reduce((centred * centred).sum(dim=dims)) / count
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
@@ -62,10 +67,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         return out.to(x.dtype)
 
 
-def convert_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """Every BatchNorm of `model` made global-batch (in place where possible; returns the model to use)."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+def convert_batchnorm(model: nn.Module) -> nn.Module:
+    """Every BatchNorm of `model` made global-batch, in place (returns the model to use), on any device."""
     for module in model.modules():
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
             # same attributes, parameters and buffers: only the forward changes

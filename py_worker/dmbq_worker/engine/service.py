@@ -287,7 +287,8 @@ class TrainingService:
         trainer = Trainer(
             model, data, optimizer, schedule,
             LoopOptions(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, bf16=precision == "bf16",
-                        cuda_graph=self._cuda_graph and ranks.current() is None, compile=req.compile),
+                        cuda_graph=self._cuda_graph and (ranks.current() is None or ranks.ddp_cuda_graph_opted_in()),
+                        compile=req.compile),
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
         )

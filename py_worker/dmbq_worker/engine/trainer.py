@@ -25,6 +25,7 @@ from dmbq_worker.engine.schedule import LrSchedule
 from dmbq_worker.errors import non_finite
 
 GRAPH_WARMUP_STEPS = 3  # eager steps before capture (lazy state, cuDNN autotuning, torch.compile)
+DDP_GRAPH_WARMUP_STEPS = 11  # torch.cuda.graphs: DDP needs at least 11 eager iterations before its step is captured
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Trainer:
         self._batches: Iterator[Batch] | None = None
         # DDP when this worker is one rank of a torch.distributed job (the model itself otherwise)
         self._forward: Callable[[torch.Tensor], torch.Tensor] = data_parallel(model, device)
+        self._forward_is_model = self._forward is model
         if opts.compile:
             # one session per worker: drop the previous session's compiled code; scheme and collection switches
             # each add a guarded variant, so allow more than the default 8 before dynamo falls back to eager
@@ -208,7 +210,8 @@ class Trainer:
         self._step_body(x, y)
 
     def _graph_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self._graph is None and self._graph_warm < GRAPH_WARMUP_STEPS:
+        warmup = GRAPH_WARMUP_STEPS if self._forward_is_model else DDP_GRAPH_WARMUP_STEPS
+        if self._graph is None and self._graph_warm < warmup:
             # warm-up on a side stream, as torch.cuda.graphs asks before capture
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
