@@ -1,7 +1,7 @@
 """BatchNorm whose training statistics cover the global batch, on any backend (torch's SyncBatchNorm is GPU-only).
 
 Without it each rank normalises by the statistics of its own slice, and an N-rank run would no longer compute
-what a 1-rank run with the same global batch computes. Two-pass statistics (mean, then the centred second moment)
+what a 1-rank run with the same global batch computes. The sums (x, x^2, count) are reduced in one collective
 through the autograd-aware all_reduce, so the backward pass sums the statistics' gradients over the ranks.
 
 The arithmetic is float64, rounded to the input's dtype at the end. Why: in float32 "sum per rank, then across
@@ -11,11 +11,12 @@ on a lattice: many max-pool windows hold values that are equal in real arithmeti
 values exactly on a rounding boundary; a 1-ulp shift picks another max (another subgradient) or another level.
 Measured on the digits CNN: 5 of 65,536 max-pool windows and one activation level flipped in the first step, and the
 loss drifted by ~1e-4. In float64 the per-rank partial sums are exact enough that the rounded result is the same
-bits for any number of ranks (the first step of that run became bit-identical).
+bits for any number of ranks (with two passes, the first step of that run became bit-identical; the one-pass
+form that saves a collective passes the same 2-ranks-vs-1 tests, py_worker/tests/distributed).
 It is used on CUDA too, instead of torch's SyncBatchNorm: outside CUDA-graph capture, that one's forward masks out
 empty ranks with a boolean index (torch/nn/modules/_functions.py, pytorch#78549), a host sync in every BatchNorm of
-every step, which in a job also waits for the other ranks' all-gather. This one syncs nothing: two all-reduces
-forward (sum with the count, then the centred square sum) and their two autograd counterparts backward.
+every step, which in a job also waits for the other ranks' all-gather. This one syncs nothing: one all-reduce
+forward (sum, square sum and count together) and its autograd counterpart backward, as many as torch's.
 Same parameter and buffer names as BatchNorm: checkpoints are unchanged.
 """
 
@@ -48,11 +49,14 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         xf = x.double()
         local_n = torch.full((1,), float(xf.numel() // xf.shape[1]), dtype=torch.float64, device=x.device)
-        sums = dist_fn.all_reduce(torch.cat([xf.sum(dim=dims), local_n]))  # one collective for sum and count
+        # sum, square sum and count in one collective (its autograd counterpart is the one backward collective);
+        # one pass is safe in float64: the cancellation in E[x^2] - mean^2 costs ~1e-16 x (mean / std)^2
+        c = xf.shape[1]
+        sums = dist_fn.all_reduce(torch.cat([xf.sum(dim=dims), (xf * xf).sum(dim=dims), local_n]))
         count = sums[-1:]
-        mean = sums[:-1] / count
+        mean = sums[:c] / count
+        var = (sums[c:2 * c] / count - mean * mean).clamp_min(0.0)
         centred = xf - mean.view(shape)
-        var = dist_fn.all_reduce((centred * centred).sum(dim=dims)) / count
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 assert self.num_batches_tracked is not None
