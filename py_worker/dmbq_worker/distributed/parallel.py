@@ -26,8 +26,10 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
         device_ids=[device.index] if device.type == "cuda" else None,
         # BN statistics are global already, scales and clips update identically on every rank
         broadcast_buffers=False,
-        # full-precision layers skip their quantizer (its clip gets no gradient) and a scheme can change that
-        find_unused_parameters=True,
+        # Full-precision layers skip their quantizer (its clip gets no gradient) and a scheme can change that.
+        # A job captured as a CUDA graph (opt-in) cannot afford find_unused_parameters (it reads the used-parameter
+        # map back to the host): there the trainer adds 0 x (every clip) to the loss instead (Trainer.always_used).
+        find_unused_parameters=not runtime.ddp_cuda_graph_opted_in(),
     )
 
 

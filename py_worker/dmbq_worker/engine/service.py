@@ -292,6 +292,8 @@ class TrainingService:
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
         )
+        if ranks.current() is not None and ranks.ddp_cuda_graph_opted_in():
+            trainer.always_used = [ref.module.act_quant.clip for ref in refs]  # DDP runs without find_unused
         session = Session(
             request=req, device=device, model=model, refs=refs, data=data, optimizer=optimizer, trainer=trainer,
             layers=[layer_info(r, sizes.get(r.name, 1)) for r in refs],

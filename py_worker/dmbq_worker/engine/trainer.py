@@ -100,6 +100,9 @@ class Trainer:
         # per-step work on the gradients that is not the optimizer's (the compiled sensitivity fold); set by the
         # service between requests, with the graph invalidated, since a captured step bakes it in
         self.after_backward: Callable[[], None] | None = None
+        # parameters that must get a gradient every step even when unused (DDP without find_unused_parameters):
+        # 0 x their sum joins the loss; set by the service
+        self.always_used: list[torch.Tensor] = []
         self.steps_per_epoch = data.train_size // opts.batch_size
         self.epoch = 0  # epochs completed
         self.step_in_epoch = 0
@@ -190,6 +193,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16, cache_enabled=False):
             out = self._forward(x)
         loss = F.cross_entropy(out.float(), y)
+        if self.always_used:
+            loss = loss + 0.0 * torch.stack([p.sum() for p in self.always_used]).sum()
         loss.backward()
         if self.after_backward is not None:
             self.after_backward()

@@ -20,11 +20,12 @@ PY_WORKER = Path(__file__).resolve().parents[2]
 class TorchrunJob:
     """`python -m torch.distributed.run --nproc-per-node N -m dmbq_worker --listen ipc://...`, and a DEALER to it."""
 
-    def __init__(self, ranks: int) -> None:
+    def __init__(self, ranks: int, extra_env: dict[str, str] | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="dmbq-ddp-")
         self.endpoint = f"ipc://{self._dir.name}/worker.sock"
         self.stderr_path = Path(self._dir.name) / "stderr.txt"
-        env = {**os.environ, "PYTHONPATH": str(PY_WORKER), "OMP_NUM_THREADS": "1", "DMBQ_DIST_BACKEND": "gloo"}
+        env = {**os.environ, "PYTHONPATH": str(PY_WORKER), "OMP_NUM_THREADS": "1", "DMBQ_DIST_BACKEND": "gloo",
+               **(extra_env or {})}
         self._stderr = self.stderr_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",

@@ -237,6 +237,23 @@ def test_parameters_after_training_match(outcomes: dict[str, object], name: str)
             assert torch.equal(two_state[key], value), key
 
 
+def test_the_graph_ready_job_without_find_unused_parameters_matches_too(tmp_path: Path) -> None:
+    """DMBQ_DDP_CUDA_GRAPH=1 builds DDP without find_unused_parameters (capture cannot afford its host read-back) and
+    keeps the unused clips of full-precision activations in the loss at 0 x: W2 with FP activations still equals
+    the plain worker (without that term DDP fails the second step: a parameter got no gradient)."""
+    case = CASES["w2"]
+    reference, _ = _plain_run(case, tmp_path)
+    job = TorchrunJob(2, {"DMBQ_DDP_CUDA_GRAPH": "1"})
+    try:
+        two = _job_runs({"two": job}, case, tmp_path)[0]["two"]
+    finally:
+        job.close()
+    assert two.train_eval.loss == pytest.approx(reference.train_eval.loss, abs=TOL)
+    for a, b in zip(two.result.layers, reference.result.layers):
+        for fname in ("weight_sensitivity_f32", "weight_sensitivity_lower_f32", "weight_scale_f32"):
+            _close(_f32(getattr(a, fname)), _f32(getattr(b, fname)), f"{b.name}.{fname}")
+
+
 def test_a_rank_that_dies_fails_the_job_naming_the_rank() -> None:
     job = TorchrunJob(2)
     try:
