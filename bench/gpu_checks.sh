@@ -20,6 +20,7 @@ status=0
 run() { local name=$1; shift; echo "== $name: $*"; "$@" > "$OUT/$name.txt" 2>&1 || { echo "   FAILED (exit $?), see $OUT/$name.txt"; status=1; }; tail -n 25 "$OUT/$name.txt" | grep '^|' ; }
 run probe timeout 120 "$PY" bench/compile_backward_probe.py --device cuda
 run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device cuda --models conv-relu-conv,conv-bn-avgpool
+run histograms timeout 120 "$PY" bench/histogram_cost.py --device cuda --steps 40
 run engine timeout 420 "$PY" bench/engine_gpu.py --data "$CIFAR10_DIR" --precision bf16 --epochs 2 --warmup 1 --skip-extra
 RUNS=$(mktemp -d)
 run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$RUNS" --rows r20-fp,r20-w2a2-cp \

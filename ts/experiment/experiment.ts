@@ -265,9 +265,12 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     this.abort = new AbortController();
     try {
       // Histograms cost GPU time: every epoch only for empirical levels, else once at the end (for the report).
-      const histograms = this.policy !== undefined && (empirical || epoch === this.config.epochs);
+      const last = epoch === this.config.epochs;
+      const histograms = this.policy !== undefined && (empirical || last);
+      // the levels need only the weights' histograms; the report (last epoch) shows the activations' too
+      const weightHistogramsOnly = histograms && !last;
       const r = await client.run(
-        { steps: 0, sensitivity: learning, lookahead: learning && this.config.quant?.lba?.criterion === "lookahead", histogramBins: histograms ? HISTOGRAM_BINS : 0, progressEvery: 0, evaluate: true },
+        { steps: 0, sensitivity: learning, lookahead: learning && this.config.quant?.lba?.criterion === "lookahead", histogramBins: histograms ? HISTOGRAM_BINS : 0, weightHistogramsOnly, progressEvery: 0, evaluate: true },
         {
           signal: this.abort.signal,
           onProgress: (p) => {

@@ -294,6 +294,8 @@ export interface Run {
   progressEvery: number;
   /** evaluate on the test split after the steps */
   evaluate: boolean;
+  /** with histogram_bins: skip the activation histograms (empirical weight levels */
+  weightHistogramsOnly: boolean;
 }
 
 export interface Progress {
@@ -2677,7 +2679,15 @@ export const Configured: MessageFns<Configured> = {
 };
 
 function createBaseRun(): Run {
-  return { steps: 0, sensitivity: false, lookahead: false, histogramBins: 0, progressEvery: 0, evaluate: false };
+  return {
+    steps: 0,
+    sensitivity: false,
+    lookahead: false,
+    histogramBins: 0,
+    progressEvery: 0,
+    evaluate: false,
+    weightHistogramsOnly: false,
+  };
 }
 
 export const Run: MessageFns<Run> = {
@@ -2699,6 +2709,9 @@ export const Run: MessageFns<Run> = {
     }
     if (message.evaluate !== false) {
       writer.uint32(48).bool(message.evaluate);
+    }
+    if (message.weightHistogramsOnly !== false) {
+      writer.uint32(56).bool(message.weightHistogramsOnly);
     }
     return writer;
   },
@@ -2764,6 +2777,14 @@ export const Run: MessageFns<Run> = {
             message.evaluate = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.weightHistogramsOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2787,6 +2808,7 @@ export const Run: MessageFns<Run> = {
     message.histogramBins = object.histogramBins ?? 0;
     message.progressEvery = object.progressEvery ?? 0;
     message.evaluate = object.evaluate ?? false;
+    message.weightHistogramsOnly = object.weightHistogramsOnly ?? false;
     return message;
   },
 };

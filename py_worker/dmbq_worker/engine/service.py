@@ -155,7 +155,7 @@ class Session:
     trainer: Trainer
     scheme_bytes: bytes = b""
     collector: SensitivityCollector | None = None
-    collector_key: tuple[bool, int] | None = None
+    collector_key: tuple[bool, bool, int, bool] | None = None
     layers: list[pb.LayerInfo] = field(default_factory=list)
     global_stats: GlobalBatchStatistics | None = None  # set when this worker is one rank of a job
 
@@ -341,6 +341,8 @@ class TrainingService:
     # ------------------------------------------------------------ training
 
     def _collector_for(self, session: Session, req: pb.Run) -> SensitivityCollector | None:
+        if req.lookahead and not req.sensitivity:
+            raise invalid("run.lookahead", "the look-ahead is a sensitivity: it needs run.sensitivity")
         wanted = req.sensitivity or req.histogram_bins > 0
         if not wanted:
             if session.collector is not None:
@@ -350,7 +352,7 @@ class TrainingService:
                 session.trainer.after_backward = None
                 session.trainer.invalidate_graph()
             return None
-        key = (bool(req.lookahead), int(req.histogram_bins))
+        key = (bool(req.sensitivity), bool(req.lookahead), int(req.histogram_bins), bool(req.weight_histograms_only))
         if session.collector is None or session.collector_key != key:
             if session.collector is not None:
                 session.collector.disable()
@@ -361,7 +363,7 @@ class TrainingService:
             in_job = ranks.current() is not None
             collector = SensitivityCollector(
                 session.refs, lookahead=bool(req.lookahead), histogram_bins=int(req.histogram_bins),
-                fold_each_step=bool(session.request.compile) or in_job,
+                sensitivity=bool(req.sensitivity), act_histograms=not req.weight_histograms_only, fold_each_step=bool(session.request.compile) or in_job,
                 reduce_step=ranks.all_reduce_sum_ if in_job else None,
                 world_size=ranks.world_size() if in_job else 1,
             )

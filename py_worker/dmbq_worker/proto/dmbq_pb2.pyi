@@ -342,20 +342,22 @@ class Configured(_message.Message):
     def __init__(self, layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., total_params: _Optional[int] = ..., train_size: _Optional[int] = ..., test_size: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., num_classes: _Optional[int] = ..., device: _Optional[str] = ..., fp_param_bytes: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("steps", "sensitivity", "lookahead", "histogram_bins", "progress_every", "evaluate")
+    __slots__ = ("steps", "sensitivity", "lookahead", "histogram_bins", "progress_every", "evaluate", "weight_histograms_only")
     STEPS_FIELD_NUMBER: _ClassVar[int]
     SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
     LOOKAHEAD_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAM_BINS_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_EVERY_FIELD_NUMBER: _ClassVar[int]
     EVALUATE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_HISTOGRAMS_ONLY_FIELD_NUMBER: _ClassVar[int]
     steps: int
     sensitivity: bool
     lookahead: bool
     histogram_bins: int
     progress_every: int
     evaluate: bool
-    def __init__(self, steps: _Optional[int] = ..., sensitivity: _Optional[bool] = ..., lookahead: _Optional[bool] = ..., histogram_bins: _Optional[int] = ..., progress_every: _Optional[int] = ..., evaluate: _Optional[bool] = ...) -> None: ...
+    weight_histograms_only: bool
+    def __init__(self, steps: _Optional[int] = ..., sensitivity: _Optional[bool] = ..., lookahead: _Optional[bool] = ..., histogram_bins: _Optional[int] = ..., progress_every: _Optional[int] = ..., evaluate: _Optional[bool] = ..., weight_histograms_only: _Optional[bool] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("epoch", "step", "steps_total", "loss", "accuracy", "samples_per_s")

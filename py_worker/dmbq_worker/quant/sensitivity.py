@@ -46,7 +46,7 @@ Histogram = tuple[float, float, np.ndarray]
 
 @dataclass
 class LayerStatsArrays:
-    weight_sensitivity: np.ndarray  # float32 [out_channels]
+    weight_sensitivity: np.ndarray | None  # float32 [out_channels]; None when not collected (histograms only)
     act_sensitivity: np.ndarray | None  # float32 [in_channels]
     weight_sensitivity_lower: np.ndarray | None
     act_sensitivity_lower: np.ndarray | None
@@ -70,8 +70,8 @@ def _accumulated(total: Tensor | None, n: int) -> np.ndarray:
 class _LayerSlots:
     """The device tensors one layer accumulates into; owned here, lent to the quantizers while enabled."""
 
-    weight_probe: Tensor
-    act_probe: Tensor
+    weight_probe: Tensor | None  # None: histograms only
+    act_probe: Tensor | None
     weight_probe_lower: Tensor | None
     act_probe_lower: Tensor | None
     weight_hist: Tensor | None
@@ -118,6 +118,8 @@ class SensitivityCollector:
         *,
         lookahead: bool = False,
         histogram_bins: int = 0,
+        sensitivity: bool = True,
+        act_histograms: bool = True,
         fold_each_step: bool = False,
         reduce_step: Callable[[Tensor], object] | None = None,
         world_size: int = 1,
@@ -126,8 +128,13 @@ class SensitivityCollector:
         compute gradients of their local-mean loss, so the sums are rescaled to the global-mean loss's."""
         if histogram_bins < 0:
             raise invalid("run.histogram_bins", f"must be >= 0, got {histogram_bins}")
+        if lookahead and not sensitivity:
+            raise invalid("run.lookahead", "the look-ahead is a sensitivity: it needs run.sensitivity")
         self.layers = list(layers)
         self.lookahead = bool(lookahead)
+        # False: histograms only, no probes (the quantizers then skip every sensitivity computation)
+        self.sensitivity = bool(sensitivity)
+        self.act_histograms = bool(act_histograms)  # False: weight histograms only
         self.fold_each_step = bool(fold_each_step)
         if reduce_step is not None and not self.fold_each_step:
             raise ValueError("reduce_step needs fold_each_step=True")
@@ -146,13 +153,13 @@ class SensitivityCollector:
             wq, aq, w = ref.module.weight_quant, ref.module.act_quant, ref.module.weight
             slots.append(
                 _LayerSlots(
-                    weight_probe=_probe(wq.out_channels, w),
-                    act_probe=_probe(aq.in_channels, w),
+                    weight_probe=_probe(wq.out_channels, w) if self.sensitivity else None,
+                    act_probe=_probe(aq.in_channels, w) if self.sensitivity else None,
                     weight_probe_lower=_probe(wq.out_channels, w) if self.lookahead else None,
                     act_probe_lower=_probe(aq.in_channels, w) if self.lookahead else None,
                     weight_hist=torch.zeros(bins, device=w.device) if bins > 0 else None,
                     weight_hist_range=_weight_range(ref) if bins > 0 else None,
-                    act_hist=torch.zeros(bins, device=w.device) if bins > 0 else None,
+                    act_hist=torch.zeros(bins, device=w.device) if bins > 0 and self.act_histograms else None,
                 )
             )
             if self.fold_each_step:
@@ -234,6 +241,13 @@ class SensitivityCollector:
             if slot.weight_hist_range is not None:
                 slot.weight_hist_range.copy_(_weight_range(ref))
 
+    @staticmethod
+    def _sums(slot: _LayerSlots | None, probe: str, n: int, collected: bool) -> np.ndarray | None:
+        """A probe's sums on the host (zeros if it never got a gradient); None when that kind was not collected."""
+        if not collected:
+            return None
+        return _accumulated(slot.total(getattr(slot, probe)) if slot is not None else None, n)
+
     def read(self) -> dict[str, LayerStatsArrays]:
         """Copy the sums to the host as float32 numpy arrays (the one host sync)."""
         out: dict[str, LayerStatsArrays] = {}
@@ -247,18 +261,10 @@ class SensitivityCollector:
             if slot is not None and slot.act_hist is not None:
                 act_hist = (0.0, ACT_HIST_HI, slot.act_hist.detach().cpu().numpy().astype(np.float32))
             out[ref.name] = LayerStatsArrays(
-                weight_sensitivity=_accumulated(slot.total(slot.weight_probe) if slot else None, wq.out_channels),
-                act_sensitivity=_accumulated(slot.total(slot.act_probe) if slot else None, aq.in_channels),
-                weight_sensitivity_lower=(
-                    _accumulated(slot.total(slot.weight_probe_lower) if slot else None, wq.out_channels)
-                    if self.lookahead
-                    else None
-                ),
-                act_sensitivity_lower=(
-                    _accumulated(slot.total(slot.act_probe_lower) if slot else None, aq.in_channels)
-                    if self.lookahead
-                    else None
-                ),
+                weight_sensitivity=self._sums(slot, "weight_probe", wq.out_channels, self.sensitivity),
+                act_sensitivity=self._sums(slot, "act_probe", aq.in_channels, self.sensitivity),
+                weight_sensitivity_lower=self._sums(slot, "weight_probe_lower", wq.out_channels, self.lookahead),
+                act_sensitivity_lower=self._sums(slot, "act_probe_lower", aq.in_channels, self.lookahead),
                 weight_hist=weight_hist,
                 act_hist=act_hist,
                 act_clip=aq.clip.detach().float().cpu().numpy().astype(np.float32).reshape(-1),

@@ -134,6 +134,31 @@ def test_sensitivities_and_scales_come_back_per_quantized_layer() -> None:
                for s, l in zip(plain.layers, cfg.layers))
 
 
+def test_histograms_without_sensitivities_attach_no_probes() -> None:
+    """The report's last epoch and empirical levels ask for histograms only: no sensitivity work, none returned."""
+    svc, ctx = TrainingService(), RecordingContext()
+    cfg = svc.configure(small_digits(), ctx)
+    svc.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+    out = svc.run(pb.Run(steps=2, histogram_bins=16), ctx)
+    assert isinstance(out, pb.EpochResult)
+    body = {s.name: s for s in out.layers}[cfg.layers[1].name]
+    assert body.weight_sensitivity_f32 == b"" and body.act_sensitivity_f32 == b""
+    assert np.frombuffer(body.weight_hist.counts_f32, dtype="<f4").sum() > 0
+    assert np.frombuffer(body.act_hist.counts_f32, dtype="<f4").sum() > 0
+    session = svc._session
+    assert session is not None
+    assert all(r.module.weight_quant.probe is None and r.module.act_quant.probe is None for r in session.refs)
+    only_w = svc.run(pb.Run(steps=2, histogram_bins=16, weight_histograms_only=True), ctx)
+    assert isinstance(only_w, pb.EpochResult)
+    body = {s.name: s for s in only_w.layers}[cfg.layers[1].name]
+    assert np.frombuffer(body.weight_hist.counts_f32, dtype="<f4").sum() > 0
+    assert not body.HasField("act_hist")
+    assert all(r.module.act_quant.hist is None for r in session.refs)
+    with pytest.raises(WorkerError) as err:
+        svc.run(pb.Run(steps=1, lookahead=True), ctx)
+    assert err.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "run.lookahead" in err.value.message
+
+
 def test_evaluate_split_is_validated() -> None:
     svc, ctx = TrainingService(), RecordingContext()
     svc.configure(small_digits(), ctx)
