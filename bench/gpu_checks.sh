@@ -1,45 +1,78 @@
 #!/usr/bin/env bash
-# Every claim that only a GPU can check, in one call (about 8 minutes on an H100):
-#   1. compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, bench/compile_grad_check.py);
-#   2. the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py);
-#   3. a short ResNet-20 W2/A2 run through the orchestrator, exported and reloaded on the GPU and on the CPU
-#      (the reload must score what training scored, within 0.1 point);
-#   4. the epoch-time ratios of issue 6 item 4, compiled (opted in) and with the CUDA-graph step;
-#   5. with 2 or more GPUs: 2 GPUs vs 1 (bench/ddp_scaling.py), the job's step eager and captured (opted in).
-# Every result is written under OUT_DIR as it comes (a call cut off at its limit still returns what finished).
+# Every claim that only a GPU can check, by named step (all of them take about 20 minutes on one H100: split them
+# over calls, or over the GPUs of one machine with CUDA_VISIBLE_DEVICES and one OUT_DIR each):
+#   probe, gradcheck  compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, compile_grad_check.py)
+#   histograms        what histogram epochs cost (bench/histogram_cost.py)
+#   engine            the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py)
+#   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
+#                     (the reload must score what training scored, within 0.1 point)
+#   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
+#   ddp               2 GPUs vs 1 (bench/ddp_scaling.py), the job's step eager and captured (opted in); needs 2 GPUs
+# After every step, OUT_DIR holds summary.txt (the tables so far) and gpu_checks.tgz (every log so far): two files,
+# so a call cut off at its limit still returns what finished, within the device's 8-file limit.
 # Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
-#   bash bench/gpu_checks.sh OUT_DIR
+#   bash bench/gpu_checks.sh OUT_DIR [STEP ...]          (no STEP: all, in the order above)
+#   GPU_CHECKS_DEVICE=cpu bash bench/gpu_checks.sh OUT_DIR [STEP ...]   a smoke test of the script on a CPU, tiny sizes
 set -uo pipefail
-OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR}
+OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR [STEP ...]}
+shift
+STEPS=("$@")
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(probe gradcheck histograms engine export timing-compiled timing-graph ddp)
 PY=${DMBQ_PYTHON:-python3}
+DEV=${GPU_CHECKS_DEVICE:-cuda}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
 export DMBQ_COMPILE_QUANT_CUDA=1  # the compiled quantized path is what these checks verify
-mkdir -p "$OUT"
 : "${CIFAR10_DIR:?set CIFAR10_DIR to a folder holding cifar-10-batches-py}"
-status=0
-run() { local name=$1; shift; echo "== $name: $*"; "$@" > "$OUT/$name.txt" 2>&1 || { echo "   FAILED (exit $?), see $OUT/$name.txt"; status=1; }; tail -n 25 "$OUT/$name.txt" | grep '^|' ; }
-run probe timeout 120 "$PY" bench/compile_backward_probe.py --device cuda
-run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device cuda --models conv-relu-conv,conv-bn-avgpool
-run histograms timeout 120 "$PY" bench/histogram_cost.py --device cuda --steps 40
-run engine timeout 420 "$PY" bench/engine_gpu.py --data "$CIFAR10_DIR" --precision bf16 --epochs 2 --warmup 1 --skip-extra
-RUNS=$(mktemp -d)
-run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$RUNS" --rows r20-fp,r20-w2a2-cp \
-  --fp-epochs 3 --q-epochs 2 --precision bf16 --devices cuda:0
-for dev in cuda cpu; do
-  run "reload-$dev" timeout 300 "$PY" -m dmbq_worker.export --check "$RUNS/r20-w2a2-cp/model.dmbq" --evaluate --device $dev \
-    --data-path "$CIFAR10_DIR"
-  grep -o '"top1": [0-9.]*\|"reloadedTop1": [0-9.]*\|"top1Delta": [-0-9.e]*' "$OUT/reload-$dev.txt" | tr '\n' ' '; echo
-done
-for path in compiled graph; do
-  flag=""; [ $path = compiled ] && flag="--compile"
-  run "timing-$path" timeout 420 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$RUNS-timing-$path" --timing \
-    --timing-epochs 4 --devices cuda:0 --precision bf16 $flag
-  cp "$RUNS-timing-$path/timing.md" "$OUT/timing-$path.md" 2>/dev/null
-done
-if [ "$(nvidia-smi -L 2>/dev/null | wc -l)" -ge 2 ]; then
-  run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py --data "$CIFAR10_DIR" --epochs 4 --configs plain,ddp1,ddp2 --out "$OUT/ddp-eager"
-  export DMBQ_DDP_CUDA_GRAPH=1
-  run ddp-graph timeout 300 "$PY" bench/ddp_scaling.py --data "$CIFAR10_DIR" --epochs 4 --configs ddp1,ddp2 --out "$OUT/ddp-graph"
-  unset DMBQ_DDP_CUDA_GRAPH
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+if [ "$DEV" = cpu ]; then  # smoke sizes: the script's flow, not measurements
+  SMALL=(--train-limit 256 --test-limit 128); ENGINE=(--device cpu --dataset synthetic --train-limit 512 --paths graph)
+  PREC=fp32; NODE_DEV=cpu; DDP=(--device cpu --epochs 2 --train-limit 512 --test-limit 256 --batch-size 64); EPOCHS=2
+else
+  SMALL=(); ENGINE=(--data "$CIFAR10_DIR"); PREC=bf16; NODE_DEV=cuda:0; DDP=(--data "$CIFAR10_DIR" --epochs 4); EPOCHS=4
 fi
+status=0
+run() {
+  local name=$1; shift
+  echo "== $name: $*" | tee -a "$OUT/summary.txt"
+  if ! "$@" > "$WORK/$name.txt" 2>&1; then echo "   FAILED (exit $?), see $name.txt" | tee -a "$OUT/summary.txt"; status=1; fi
+  tail -n 30 "$WORK/$name.txt" | grep '^|' >> "$OUT/summary.txt"
+  pack
+}
+# logs, tables, result.json and model.dmbq files; not checkpoints (a file must stay under 16 MiB to come back)
+pack() { tar czf "$OUT/gpu_checks.tgz" -C "$WORK" --exclude='checkpoints' --exclude='*.pt' --exclude='*.onnx' . ; }
+for step in "${STEPS[@]}"; do
+  case $step in
+    probe) run probe timeout 120 "$PY" bench/compile_backward_probe.py --device "$DEV" ;;
+    gradcheck) run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device "$DEV" --models conv-relu-conv,conv-bn-avgpool ;;
+    histograms) run histograms timeout 120 "$PY" bench/histogram_cost.py --device "$DEV" --steps $([ "$DEV" = cpu ] && echo 2 || echo 40) ;;
+    engine) run engine timeout 480 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 2 --warmup 1 --skip-extra ;;
+    export)
+      run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$WORK/runs" \
+        --rows r20-fp,r20-w2a2-cp --fp-epochs 3 --q-epochs 2 --precision $PREC --devices $NODE_DEV "${SMALL[@]}"
+      for dev in $DEV cpu; do
+        [ "$dev" = cpu ] && [ "$DEV" = cpu ] && [ -f "$WORK/reload-cpu.txt" ] && continue
+        run "reload-$dev" timeout 300 "$PY" -m dmbq_worker.export --check "$WORK/runs/r20-w2a2-cp/model.dmbq" --evaluate \
+          --device $dev --data-path "$CIFAR10_DIR"
+        grep -o '"top1": [0-9.]*\|"reloadedTop1": [0-9.]*\|"top1Delta": [-0-9.e]*' "$WORK/reload-$dev.txt" | tr '\n' ' ' \
+          | tee -a "$OUT/summary.txt"; echo | tee -a "$OUT/summary.txt"
+      done ;;
+    timing-compiled|timing-graph)
+      flag=(); [ "$step" = timing-compiled ] && flag=(--compile)
+      run "$step" timeout 420 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$WORK/runs-$step" --timing \
+        --timing-epochs $EPOCHS --devices $NODE_DEV --precision $PREC "${SMALL[@]}" "${flag[@]}"
+      cp "$WORK/runs-$step/timing.md" "$WORK/$step.md" 2>/dev/null
+      pack ;;
+    ddp)
+      if [ "$DEV" = cuda ] && [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
+        echo "== ddp: skipped (fewer than 2 GPUs visible)" | tee -a "$OUT/summary.txt"; continue
+      fi
+      run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs plain,ddp1,ddp2 --out "$WORK/ddp-eager"
+      export DMBQ_DDP_CUDA_GRAPH=1
+      run ddp-graph timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-graph"
+      unset DMBQ_DDP_CUDA_GRAPH ;;
+    *) echo "unknown step '$step' (steps: probe gradcheck histograms engine export timing-compiled timing-graph ddp)" >&2
+       exit 2 ;;
+  esac
+done
 exit $status
