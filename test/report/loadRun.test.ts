@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { loadRun, RunFileError, summarizeRun } from "../../ts/report/index.js";
 import { FIXTURE_EPOCHS, FIXTURE_LAYERS, writeFixtureRun } from "./fixture.js";
 
@@ -35,6 +35,22 @@ describe("report/loadRun (on the rendering fixture)", () => {
     assert.equal(s.finished, false);
     assert.equal(s.fpTop1, 92.4, "from the FP run's result.json");
     assert.equal(s.epochs, FIXTURE_EPOCHS);
+  });
+
+  it("finds a moved run's FP run beside it, even when the recorded absolute path names another run here", async () => {
+    const { runDir, fpDir } = await writeFixtureRun(root);
+    // the runs came back from another machine: result.fpRunDir names that machine's folder, and a folder of the
+    // same path exists here holding an unrelated FP run (another top-1)
+    const elsewhere = join(root, "elsewhere", "r-fp");
+    await mkdir(elsewhere, { recursive: true });
+    await writeFile(join(elsewhere, "result.json"), (await readFile(join(fpDir!, "result.json"), "utf8")).replace("92.4", "86.85"));
+    const resultPath = join(runDir, "result.json");
+    const result = JSON.parse(await readFile(resultPath, "utf8")) as Record<string, unknown>;
+    await writeFile(resultPath, JSON.stringify({ ...result, fpRunDir: join(root, "elsewhere", basename(fpDir!)) }));
+    await rename(elsewhere, join(root, "elsewhere", basename(fpDir!)));
+    const run = await loadRun(runDir);
+    assert.equal(run.fp?.dir, fpDir, "the sibling whose top-1 is the recorded fpTop1");
+    assert.equal(run.fp?.result?.top1, 92.4);
   });
 
   it("warns (not fails) when the full-precision run is gone", async () => {

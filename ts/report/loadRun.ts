@@ -1,9 +1,9 @@
 // Reads a run folder (see ts/experiment/records.ts) into memory, validating every record. Only config.json is
 // required: a run that has just started or crashed still gets a report of whatever it has written so far.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { AllocationRecord, EpochRecord, HistogramsRecord, LevelsRecord, RunResult } from "../experiment/records.js";
 import {
   ALLOCATION_RECORD,
@@ -105,16 +105,36 @@ export function fpRunReference(config: Record<string, unknown>, result?: RunResu
   return undefined;
 }
 
-/** A relative reference may have been written relative to the working directory, the run, or the runs folder. */
-export function resolveFpRunDir(reference: string, runDir: string): string | undefined {
+/**
+ * Where the FP run is. A relative reference may have been written relative to the working directory, the run, or the
+ * runs folder. Run folders also travel together (copied back from a GPU machine): then the recorded absolute path is
+ * gone, or names another machine's folder that happens to exist here, and the FP run is the sibling of the same name.
+ * `expectedTop1` (the run's recorded fpTop1) picks, among the folders found, the one whose result says that top-1.
+ */
+export function resolveFpRunDir(reference: string, runDir: string, expectedTop1?: number): string | undefined {
+  const sibling = resolve(dirname(runDir), basename(reference));
   const candidates = isAbsolute(reference)
-    ? [reference]
-    : [resolve(reference), resolve(runDir, reference), resolve(dirname(runDir), reference)];
-  return candidates.find((c) => existsSync(join(c, "metrics.jsonl")) || existsSync(join(c, "result.json")));
+    ? [reference, sibling]
+    : [resolve(reference), resolve(runDir, reference), resolve(dirname(runDir), reference), sibling];
+  const found = candidates.filter((c) => existsSync(join(c, "metrics.jsonl")) || existsSync(join(c, "result.json")));
+  if (expectedTop1 !== undefined) {
+    const matching = found.find((c) => recordedTop1(c) === expectedTop1);
+    if (matching !== undefined) return matching;
+  }
+  return found[0];
 }
 
-async function loadFpRun(reference: string, runDir: string, warnings: string[]): Promise<LoadedFpRun | undefined> {
-  const dir = resolveFpRunDir(reference, runDir);
+function recordedTop1(dir: string): number | undefined {
+  try {
+    const top1: unknown = (JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as Record<string, unknown>).top1;
+    return typeof top1 === "number" ? top1 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadFpRun(reference: string, runDir: string, warnings: string[], expectedTop1?: number): Promise<LoadedFpRun | undefined> {
+  const dir = resolveFpRunDir(reference, runDir, expectedTop1);
   if (dir === undefined) {
     warnings.push(`the full-precision run "${reference}" was not found (no metrics.jsonl or result.json there); no comparison shown`);
     return undefined;
@@ -186,7 +206,7 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   if (result) run.result = result;
   const reference = fpRunReference(run.config, result);
   if (reference !== undefined) {
-    const fp = await loadFpRun(reference, runDir, warnings);
+    const fp = await loadFpRun(reference, runDir, warnings, result?.fpTop1);
     if (fp) run.fp = fp;
   }
   return run;
