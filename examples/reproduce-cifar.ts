@@ -6,6 +6,7 @@
 //
 //   node dist/examples/reproduce-cifar.js --data $CIFAR10_DIR --runs runs/cifar [--rows r20-fp,r20-w2a2-cp,...]
 //        [--devices cuda:0,cuda:1] [--per-device 1] [--fp-epochs 160] [--q-epochs 80] [--vgg-epochs FP,Q] [--seed 0]
+//        [--fp-from RUNS_DIR]   (quantized rows start from the FP runs finished there: e.g. a second seed's rows)
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q 0.02] [--warm-epochs 0]
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
@@ -163,6 +164,8 @@ interface Options {
   perDevice: number;
   fpEpochs: number;
   qEpochs: number;
+  /** Where quantized rows take their FP runs from (`--fp-from`; default: the runs folder, FP rows run there first). */
+  fpFrom: string;
   /** VGG-small's FP and quantized epochs when they differ from ResNet-20's (`--vgg-epochs FP,Q`). */
   vggEpochs?: { fp: number; q: number };
   seed: number;
@@ -195,6 +198,7 @@ function parseOptions(argv: string[]): Options {
       "fp-epochs": { type: "string", default: "160" },
       "q-epochs": { type: "string", default: "80" },
       "vgg-epochs": { type: "string" },
+      "fp-from": { type: "string" },
       seed: { type: "string", default: "0" },
       precision: { type: "string", default: "fp32" },
       compile: { type: "boolean", default: false },
@@ -243,6 +247,7 @@ function parseOptions(argv: string[]): Options {
   return {
     data,
     runsDir: resolve(values.runs!),
+    fpFrom: resolve(values["fp-from"] ?? values.runs!),
     rows: ROWS.filter((r) => wanted.includes(r.id)),
     rowsGiven: Boolean(values.rows),
     devices,
@@ -278,7 +283,7 @@ export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">,
 
 function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = epochsOf(o, row), lba = o.lba): ExperimentConfig {
   const fp = !row.quant;
-  const fromRun = join(o.runsDir, fpRowOf(row));
+  const fromRun = join(o.fpFrom, fpRowOf(row));
   return {
     name,
     runsDir,
@@ -307,6 +312,7 @@ function rowCommand(o: Options, row: Row): string {
   const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${row.id}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`, `--lr-q ${o.lrQ}`];
   if (o.vggEpochs) parts.push(`--vgg-epochs ${o.vggEpochs.fp},${o.vggEpochs.q}`);
+  if (o.fpFrom !== o.runsDir) parts.push(`--fp-from ${o.fpFrom}`);
   if (o.compile) parts.push("--compile");
   if (o.warmEpochs) parts.push(`--warm-epochs ${o.warmEpochs}`);
   if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
@@ -403,8 +409,20 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
   return r;
 }
 
-/** The jobs for the selected rows: every FP run they need first (also one not selected but missing), then the rest. */
-function rowJobs(o: Options): Job[] {
+/**
+ * The jobs for the selected rows: every FP run they need first (also one not selected but missing), then the rest.
+ * With `--fp-from` (another seed's rows from the same FP runs, say) the FP runs must be finished there: none is run.
+ */
+export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpochs" | "qEpochs" | "vggEpochs">): Job[] {
+  if (o.fpFrom !== o.runsDir) {
+    const fpSelected = o.rows.filter((r) => !r.quant).map((r) => r.id);
+    if (fpSelected.length) throw new Error(`--fp-from: FP runs are taken from ${o.fpFrom}; do not also select ${fpSelected.join(", ")} in --rows`);
+    for (const fp of new Set(o.rows.map(fpRowOf))) {
+      const epochs = epochsOf(o, rowById(fp));
+      if (!finishedResult(join(o.fpFrom, fp), epochs)) throw new Error(`--fp-from: ${join(o.fpFrom, fp)} holds no finished ${epochs}-epoch run (result.json)`);
+    }
+    return o.rows.map((r) => ({ id: r.id }));
+  }
   const fpIds = new Set(o.rows.filter((r) => !r.quant).map((r) => r.id));
   for (const r of o.rows) {
     const fp = fpRowOf(r);
@@ -556,7 +574,14 @@ async function main(): Promise<void> {
   if (o.timing) await runTiming(o, runs);
   if (o.timing && !o.rowsGiven) return;
 
-  const outcomes = await runOnDevices<RunResult>(rowJobs(o), o.devices, o.perDevice, (job, device) => runRow(o, runs, rowById(job.id), device), () => !runs.stopped);
+  let jobs: Job[];
+  try {
+    jobs = rowJobs(o);
+  } catch (err) {
+    console.error((err as Error).message); // a missing --fp-from run: say which, no stack
+    process.exit(2);
+  }
+  const outcomes = await runOnDevices<RunResult>(jobs, o.devices, o.perDevice, (job, device) => runRow(o, runs, rowById(job.id), device), () => !runs.stopped);
   for (const [id, out] of outcomes) if (!out.ok) console.error(`[${id}] not finished: ${out.error.message}`);
   writeSummary(o, outcomes);
 }
