@@ -341,9 +341,8 @@ class TrainingService:
     # ------------------------------------------------------------ training
 
     def _collector_for(self, session: Session, req: pb.Run) -> SensitivityCollector | None:
-        if req.lookahead and not req.sensitivity:
-            raise invalid("run.lookahead", "the look-ahead is a sensitivity: it needs run.sensitivity")
-        wanted = req.sensitivity or req.histogram_bins > 0
+        # a look-ahead without sensitivities still builds a collector: its constructor refuses it, naming run.lookahead
+        wanted = req.sensitivity or req.lookahead or req.histogram_bins > 0
         if not wanted:
             if session.collector is not None:
                 session.collector.disable()

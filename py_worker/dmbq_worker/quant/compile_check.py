@@ -72,9 +72,11 @@ class _TrainingCopy:
     ) -> None:
         self.model, self.layers, self.forward = model, list(layers), forward
         self.updater = ScaleUpdater(layers) if scale_update == "after_step" else None
-        # folded per step on both sides, as the trainer does when compiling (compiled probes get signed sums)
+        # Compiled probes get signed per-step sums, folded after each backward as the trainer does when compiling;
+        # the eager side keeps the Function path (|.| in its backward), the reference the compiled one must match.
+        compiled = forward is not model
         self.collector = (
-            SensitivityCollector(layers, lookahead=lookahead, fold_each_step=True) if sensitivity else None
+            SensitivityCollector(layers, lookahead=lookahead, fold_each_step=compiled) if sensitivity else None
         )
         if self.collector is not None:
             self.collector.enable()
@@ -86,7 +88,7 @@ class _TrainingCopy:
         out = self.forward(x)
         F.cross_entropy(out.float(), y).backward()
         if self.collector is not None:
-            self.collector.fold_()
+            self.collector.fold_()  # a no-op on the eager side
         grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
         with torch.no_grad():
             for p in params.values():

@@ -107,6 +107,16 @@ def _sum_except(t: Tensor, channel_dim: int) -> Tensor:
     return t.sum(dim=dims) if dims else t
 
 
+def _weight_levels(w2: Tensor, u: Tensor, s: Tensor, fp_mask: Tensor, levels: Tensor, thresholds: Tensor) -> Tensor:
+    """Each row's nearest level times its scale ([C, K] from u = w2 / s); full-precision rows keep w2."""
+    return torch.where(fp_mask.unsqueeze(1), w2, quantize_units(u, levels, thresholds) * s)
+
+
+def _ste_passes(u: Tensor, clip_units: Tensor) -> Tensor:
+    """The clipped STE's mask: |w / s_c| <= the channel's clip (+inf for full precision, -1 for pruned channels)."""
+    return u.abs() <= clip_units.unsqueeze(1)
+
+
 def _ste(value: Tensor, surrogate: Tensor) -> Tensor:
     """`value` forward, the gradient of `surrogate` backward: surrogate - surrogate.detach() is an exact 0 for finite
     values, so the result is `value` bit for bit (value + (surrogate - value).detach() would round)."""
@@ -137,17 +147,15 @@ def weight_quant_ops(
     wd = w2.detach()
     s = scale.detach().float().clamp_min(EPS).unsqueeze(1)
     u = wd / s
-    fp = fp_mask.unsqueeze(1)
-    w_hat = torch.where(fp, wd, quantize_units(u, levels, thresholds) * s)
+    w_hat = _weight_levels(wd, u, s, fp_mask, levels, thresholds)
     if not torch.is_grad_enabled():
         return w_hat.reshape(weight.shape).to(weight.dtype)
-    passed = u.abs() <= clip_units.unsqueeze(1)  # +inf for full precision, -1 for pruned channels
-    out = _ste(w_hat, w2 * passed)
+    out = _ste(w_hat, w2 * _ste_passes(u, clip_units))
     n = float(w2.shape[1])
     if probe is not None:
         out = out + probe.unsqueeze(1) * ((wd - w_hat) / n)  # the probe is 0: adds an exact 0
     if probe_lower is not None:
-        low = torch.where(fp, wd, quantize_units(u, lower_levels, lower_thresholds) * s)
+        low = _weight_levels(wd, u, s, fp_mask, lower_levels, lower_thresholds)
         out = out + probe_lower.unsqueeze(1) * ((wd - low) / n)
     return out.reshape(weight.shape).to(weight.dtype)
 
@@ -210,8 +218,7 @@ class WeightQuantSTE(torch.autograd.Function):
         w2 = weight.reshape(channels, -1).float()
         s = scale.float().clamp_min(EPS).unsqueeze(1)
         u = w2 / s
-        fp = fp_mask.unsqueeze(1)
-        w_hat = torch.where(fp, w2, quantize_units(u, levels, thresholds) * s)
+        w_hat = _weight_levels(w2, u, s, fp_mask, levels, thresholds)
         ctx.save_for_backward(w2, s, u, w_hat, clip_units, fp_mask, lower_levels, lower_thresholds)
         ctx.has_probe = probe is not None
         ctx.has_probe_lower = probe_lower is not None
@@ -227,14 +234,13 @@ class WeightQuantSTE(torch.autograd.Function):
         # Always computed, not gated by ctx.needs_input_grad (autograd discards a gradient nobody asked for). This
         # Function runs eager only: compiled by torch 2.11 on an H100 its gradients came back exactly 0, with and
         # without needs_input_grad, so compiled runs use weight_quant_ops.
-        passed = u.abs() <= clip_units.unsqueeze(1)
-        grad_w = (g * passed).reshape(ctx.weight_shape).to(ctx.weight_dtype)
+        grad_w = (g * _ste_passes(u, clip_units)).reshape(ctx.weight_shape).to(ctx.weight_dtype)
         sens = None
         if ctx.has_probe:
             sens = ((w2 - w_hat) * g).sum(dim=1).abs() / n
         sens_lower = None
         if ctx.has_probe_lower:
-            low = torch.where(fp_mask.unsqueeze(1), w2, quantize_units(u, lower_levels, lower_thresholds) * s)
+            low = _weight_levels(w2, u, s, fp_mask, lower_levels, lower_thresholds)
             sens_lower = ((w2 - low) * g).sum(dim=1).abs() / n
         return grad_w, None, None, None, None, None, None, None, sens, sens_lower
 

@@ -80,15 +80,14 @@ class _LayerSlots:
     # fold_each_step only: the per-probe sums, in the order of tensors()
     sums: list[Tensor] | None = None
 
-    def tensors(self) -> list[Tensor]:
-        maybe = [self.weight_probe, self.act_probe, self.weight_probe_lower, self.act_probe_lower]
-        return [t for t in maybe if t is not None]
-
-    def act_flags(self) -> list[bool]:
-        """Per entry of tensors(): whether it is an activation probe."""
+    def probes(self) -> list[tuple[Tensor, bool]]:
+        """The probes in use, each with whether it is an activation's."""
         maybe = [(self.weight_probe, False), (self.act_probe, True), (self.weight_probe_lower, False),
                  (self.act_probe_lower, True)]
-        return [flag for t, flag in maybe if t is not None]
+        return [(t, is_act) for t, is_act in maybe if t is not None]
+
+    def tensors(self) -> list[Tensor]:
+        return [t for t, _ in self.probes()]
 
     def total(self, probe: Tensor | None) -> Tensor | None:
         """What a probe has summed: its own gradient, or (fold_each_step) the folded sum beside it."""
@@ -177,7 +176,7 @@ class SensitivityCollector:
         w = float(self.world_size)
         for slot in self._slots:
             assert slot.sums is not None
-            for t, total, is_act in zip(slot.tensors(), slot.sums, slot.act_flags()):
+            for (t, is_act), total in zip(slot.probes(), slot.sums):
                 if t.grad is not None:  # a layer left unquantized never gets one
                     grads.append(t.grad)
                     sums.append(total)
