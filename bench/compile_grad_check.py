@@ -83,7 +83,7 @@ SCHEMES: dict[str, tuple[int | None, bool]] = {  # name: (body bits or None for 
 
 
 def check(model_name: str, scheme_name: str, device: torch.device, backend: str, steps: int,
-          scale_update: ScaleUpdateMode, tolerance: float) -> tuple[float, float, float, float, int]:
+          scale_update: ScaleUpdateMode, tolerance: float) -> tuple[float, float, float, float, int, dict[str, float]]:
     torch.manual_seed(0)
     x = torch.randn(16, 1, 8, 8, device=device)
     y = torch.randint(0, 10, (16,), device=device)
@@ -96,7 +96,7 @@ def check(model_name: str, scheme_name: str, device: torch.device, backend: str,
     r = compare_compiled_training(model, refs, x, y, steps=steps, backend=backend, sensitivity=sens,
                                   lookahead=sens, scale_update=scale_update, tolerance=tolerance)
     return (r.output, max(r.grads.values()), max(r.sensitivities.values(), default=0.0), r.scales,
-            r.steps_differing)
+            r.steps_differing, r.grads)
 
 
 def main() -> None:
@@ -123,11 +123,12 @@ def main() -> None:
     print("| model | scheme | scale EMA | output | gradients | sensitivities | scales | steps differing | verdict |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     failed = False
+    breakdown: list[str] = []  # which gradients differ, for the rows that do
     start = time.perf_counter()
     for mode in modes:
         for model_name in models:
             for scheme_name in SCHEMES:
-                out, grads, sens, scales, differing = check(model_name, scheme_name, device, args.backend,
+                out, grads, sens, scales, differing, per_grad = check(model_name, scheme_name, device, args.backend,
                                                             args.steps, mode, args.tolerance)
                 systematic = differing == args.steps
                 sens_ok = sens <= 10 * args.tolerance
@@ -140,8 +141,14 @@ def main() -> None:
                 else:
                     verdict = "DIFFERS"
                 failed |= mode == "after_step" and verdict == "DIFFERS"
+                if verdict != "ok":
+                    off = ", ".join(f"{n} {d:.1e}" for n, d in sorted(per_grad.items(), key=lambda kv: -kv[1])
+                                    if d > args.tolerance)
+                    breakdown.append(f"{model_name} {scheme_name} ({mode.replace('_', ' ')}): {off or 'no gradient'}")
                 print(f"| {model_name} | {scheme_name} | {mode.replace('_', ' ')} | {out:.1e} | {grads:.1e} | "
                       f"{sens:.1e} | {scales:.1e} | {differing}/{args.steps} | {verdict} |", flush=True)
+    for line in breakdown:
+        print(f"gradients differing: {line}")
     print(f"({time.perf_counter() - start:.0f} s)")
     sys.exit(1 if failed else 0)
 

@@ -76,6 +76,7 @@ class EpochRow:
     test_loss: float
     test_accuracy: float
     lr: float
+    step_mode: str  # "cuda graph", "eager", "eager (capture failed: ...)" (EpochResult.step_mode)
 
 
 @dataclass
@@ -243,10 +244,12 @@ def run_config(launch: Launch, args: argparse.Namespace) -> ConfigResult:
             r = worker.call(args.request_timeout_s, run=run).epoch_result
             row = EpochRow(epoch=r.epoch, seconds=r.seconds, wall_s=time.perf_counter() - t0,
                            images_per_s=r.samples_per_s, train_loss=r.train_loss, train_accuracy=r.train_accuracy,
-                           test_loss=r.test_loss, test_accuracy=r.test_accuracy, lr=r.lr)
+                           test_loss=r.test_loss, test_accuracy=r.test_accuracy, lr=r.lr,
+                           step_mode=r.step_mode)
             result.epochs.append(row)
             print(f"   epoch {row.epoch}: {row.seconds:.2f} s ({row.images_per_s:.0f} img/s), train loss "
-                  f"{row.train_loss:.4f}, test acc {100 * row.test_accuracy:.2f}%", file=sys.stderr, flush=True)
+                  f"{row.train_loss:.4f}, test acc {100 * row.test_accuracy:.2f}%, step: {row.step_mode}", file=sys.stderr,
+                  flush=True)
         return result
     finally:
         worker.close()
@@ -268,8 +271,8 @@ def markdown(results: dict[str, ConfigResult], meta: dict[str, Any]) -> str:
         f"torch {meta['torch_version']}; {meta['date']}; commit {meta['commit']}.",
         "",
         f"| configuration | {units} | batch per {unit} | epoch time (s, median of epochs 2..{meta['epochs']}) "
-        f"| images/s | scaling efficiency |",
-        "|---|---|---|---|---|---|",
+        f"| images/s | scaling efficiency | step (last epoch) |",
+        "|---|---|---|---|---|---|---|",
     ]
     base = results.get("plain") or results.get("ddp1")
     for r in results.values():
@@ -278,8 +281,9 @@ def markdown(results: dict[str, ConfigResult], meta: dict[str, Any]) -> str:
             eff = f"{efficiency(base, r):.2f} (vs {base.label})"
             if "ddp1" in results and base.key != "ddp1":
                 eff += f", {efficiency(results['ddp1'], r):.2f} (vs {results['ddp1'].label})"
+        step = r.epochs[-1].step_mode.replace("|", "/") if r.epochs else ""
         lines.append(f"| {r.label} | {r.ranks} | {r.per_rank_batch} | {r.median_epoch_s:.2f} | {r.images_per_s:.0f} "
-                     f"| {eff} |")
+                     f"| {eff} | {step} |")
     lines += ["", "| epoch | " + " | ".join(f"{r.label} train loss" for r in results.values()) + " | "
               + " | ".join(f"{r.label} test top-1 (%)" for r in results.values()) + " |",
               "|---|" + "---|" * (2 * len(results))]

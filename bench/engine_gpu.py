@@ -118,7 +118,7 @@ def run_service_mode(args: argparse.Namespace, mode: str, w: str, a: str, sens: 
             print(f"  {mode}: warm-up epoch {dt:.1f} s", flush=True)
         acc = result.train_accuracy
     assert svc._session is not None
-    note = svc._session.trainer.graph_note + (" + compile" if compile_ else "")
+    note = svc._session.trainer.step_mode + (" + compile" if compile_ else "")
     return Row(mode, seconds, result.steps, note, acc)
 
 
@@ -146,7 +146,7 @@ def run_plain_fp(args: argparse.Namespace, compile_: bool) -> Row:
         if epoch >= args.warmup:
             seconds.append(dt)
         acc = stats.accuracy
-    return Row("FP (plain nn)", seconds, stats.steps, trainer.graph_note + (" + compile" if compile_ else ""), acc)
+    return Row("FP (plain nn)", seconds, stats.steps, trainer.step_mode + (" + compile" if compile_ else ""), acc)
 
 
 def profile_modes(args: argparse.Namespace, compile_: bool) -> None:

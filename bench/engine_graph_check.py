@@ -47,7 +47,7 @@ def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str,
                 for s in out.layers}
     assert svc._session is not None
     params = {k: v.detach().float().cpu() for k, v in svc._session.model.named_parameters()}
-    return losses, params, sens, svc._session.trainer.graph_note
+    return losses, params, sens, svc._session.trainer.step_mode
 
 
 def main() -> None:

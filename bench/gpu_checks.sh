@@ -7,7 +7,7 @@
 #   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
-#   ddp               2 GPUs vs 1 (bench/ddp_scaling.py), the job's step eager and captured (opted in); needs 2 GPUs
+#   ddp               2 GPUs vs 1 (bench/ddp_scaling.py), the job's step captured, then eager; needs 2 GPUs
 # After every step, OUT_DIR holds summary.txt (the tables so far) and gpu_checks.tgz (every log so far): two files,
 # so a call cut off at its limit still returns what finished, within the device's 8-file limit.
 # Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
@@ -67,9 +67,9 @@ for step in "${STEPS[@]}"; do
       if [ "$DEV" = cuda ] && [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -lt 2 ]; then
         echo "== ddp: skipped (fewer than 2 GPUs visible)" | tee -a "$OUT/summary.txt"; continue
       fi
-      run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs plain,ddp1,ddp2 --out "$WORK/ddp-eager"
-      export DMBQ_DDP_CUDA_GRAPH=1
-      run ddp-graph timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-graph"
+      run ddp-graph timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs plain,ddp1,ddp2 --out "$WORK/ddp-graph"
+      export DMBQ_DDP_CUDA_GRAPH=0  # the eager job, for reference
+      run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-eager"
       unset DMBQ_DDP_CUDA_GRAPH ;;
     *) echo "unknown step '$step' (steps: probe gradcheck histograms engine export timing-compiled timing-graph ddp)" >&2
        exit 2 ;;

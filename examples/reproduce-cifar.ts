@@ -7,7 +7,8 @@
 //   node dist/examples/reproduce-cifar.js --data $CIFAR10_DIR --runs runs/cifar [--rows r20-fp,r20-w2a2-cp,...]
 //        [--devices cuda:0,cuda:1] [--per-device 1] [--fp-epochs 160] [--q-epochs 80] [--vgg-epochs FP,Q] [--seed 0]
 //        [--fp-from RUNS_DIR]   (quantized rows start from the FP runs finished there: e.g. a second seed's rows)
-//        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q 0.02] [--warm-epochs 0]
+//        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q LR] [--wd-q 1e-4] [--warm-epochs 0]
+//        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
@@ -30,15 +31,21 @@ export interface Row {
   quant?: QuantConfig;
   /** The paper's top-1 for this row (CIFAR-10, original data), for the table. */
   paper?: number;
+  /** The row's fine-tuning LR when `--lr-q` is not given (default DEFAULT_LR_Q): the best of an LR sweep on the
+   *  H100 (docs/RESULTS.md, "LR sweep"); 2- and 1-bit rows gained from a higher LR than 4-bit. */
+  lrQ?: number;
 }
+
+/** The fine-tuning LR of a quantized row without its own (`Row.lrQ`) or a `--lr-q`. */
+export const DEFAULT_LR_Q = 0.02;
 
 export const ROWS: Row[] = [
   { id: "r20-fp", model: "resnet20", paper: 92.4 },
   { id: "r20-w4a4-gp", model: "resnet20", quant: { weightBits: 4, actBits: 4, granularity: "GP" } },
-  { id: "r20-w2a32-cp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "CP" }, paper: 92.5 },
-  { id: "r20-w1a32-cp", model: "resnet20", quant: { weightBits: 1, actBits: 32, granularity: "CP" }, paper: 91.4 },
-  { id: "r20-w2a2-cp", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP" }, paper: 91.7 },
-  { id: "r20-w1a2-cp", model: "resnet20", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 90.4 },
+  { id: "r20-w2a32-cp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "CP" }, paper: 92.5, lrQ: 0.04 },
+  { id: "r20-w1a32-cp", model: "resnet20", quant: { weightBits: 1, actBits: 32, granularity: "CP" }, paper: 91.4, lrQ: 0.04 },
+  { id: "r20-w2a2-cp", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP" }, paper: 91.7, lrQ: 0.08 },
+  { id: "r20-w1a2-cp", model: "resnet20", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 90.4, lrQ: 0.08 },
   { id: "vgg-fp", model: "vgg_small", paper: 93.8 },
   { id: "vgg-w0.7a32-cp", model: "vgg_small", quant: { weightBits: 0.7, actBits: 32, granularity: "CP" }, paper: 93.7 },
   { id: "vgg-w1a2-cp", model: "vgg_small", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 93.9 },
@@ -172,7 +179,10 @@ interface Options {
   precision: "fp32" | "bf16";
   compile: boolean;
   lrFp: number;
-  lrQ: number;
+  /** `--lr-q`: one fine-tuning LR for every quantized row; undefined: each row's own (lrQOf). */
+  lrQ: number | undefined;
+  /** Weight decay of the quantized rows (FP rows keep the paper's 1e-4). */
+  wdQ: number;
   warmEpochs: number;
   lba: NonNullable<QuantConfig["lba"]>;
   trainLimit: number;
@@ -203,7 +213,8 @@ function parseOptions(argv: string[]): Options {
       precision: { type: "string", default: "fp32" },
       compile: { type: "boolean", default: false },
       "lr-fp": { type: "string", default: "0.1" },
-      "lr-q": { type: "string", default: "0.02" },
+      "lr-q": { type: "string" },
+      "wd-q": { type: "string", default: "1e-4" },
       "warm-epochs": { type: "string", default: "0" },
       "lba-ramp": { type: "string" },
       "lba-r-start": { type: "string" },
@@ -259,7 +270,8 @@ function parseOptions(argv: string[]): Options {
     precision: values.precision,
     compile: values.compile!,
     lrFp: num("lr-fp", values["lr-fp"], (v) => v > 0, "a positive number"),
-    lrQ: num("lr-q", values["lr-q"], (v) => v > 0, "a positive number"),
+    lrQ: values["lr-q"] === undefined ? undefined : num("lr-q", values["lr-q"], (v) => v > 0, "a positive number"),
+    wdQ: num("wd-q", values["wd-q"], (v) => v >= 0, "a number >= 0"),
     warmEpochs: int("warm-epochs", values["warm-epochs"], 0),
     lba,
     trainLimit: int("train-limit", values["train-limit"], 0),
@@ -274,6 +286,9 @@ function parseOptions(argv: string[]): Options {
 }
 
 const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
+
+/** The fine-tuning LR of a quantized row: `--lr-q` if given, else the row's own, else DEFAULT_LR_Q. */
+export const lrQOf = (o: Pick<Options, "lrQ">, row: Row): number => o.lrQ ?? row.lrQ ?? DEFAULT_LR_Q;
 
 /** The epochs of a row: its model's FP or quantized count. */
 export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">, row: Row): number => {
@@ -295,7 +310,7 @@ function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, na
     epochs,
     // The paper's optimizer (SGD, momentum 0.9, weight decay 1e-4, batch 128) with a cosine schedule;
     // quantized rows fine-tune from their model's FP weights at a lower LR.
-    optimizer: { name: "sgd", lr: fp ? o.lrFp : o.lrQ, momentum: 0.9, weightDecay: 1e-4 },
+    optimizer: { name: "sgd", lr: fp ? o.lrFp : lrQOf(o, row), momentum: 0.9, weightDecay: fp ? 1e-4 : o.wdQ },
     schedule: { kind: "cosine", ...(o.warmEpochs ? { warmupEpochs: o.warmEpochs } : {}) },
     seed: o.seed,
     device,
@@ -310,9 +325,11 @@ function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, na
 /** The command that reproduces one row (its FP run first, when that is missing). */
 function rowCommand(o: Options, row: Row): string {
   const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${row.id}`,
-    `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`, `--lr-q ${o.lrQ}`];
+    `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`];
+  if (row.quant) parts.push(`--lr-q ${lrQOf(o, row)}`);
   if (o.vggEpochs) parts.push(`--vgg-epochs ${o.vggEpochs.fp},${o.vggEpochs.q}`);
   if (o.fpFrom !== o.runsDir) parts.push(`--fp-from ${o.fpFrom}`);
+  if (o.wdQ !== 1e-4) parts.push(`--wd-q ${o.wdQ}`);
   if (o.compile) parts.push("--compile");
   if (o.warmEpochs) parts.push(`--warm-epochs ${o.warmEpochs}`);
   if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
@@ -514,7 +531,7 @@ async function runTiming(o: Options, runs: Runs): Promise<void> {
     const row = rowById(t.id);
     // Every timed epoch inside the LBA window (--timing-ramp 1): sensitivities are collected in each of them.
     const c = rowConfig(o, row, device, dir, `timing-${t.id}`, o.timingEpochs, { ...o.lba, rampFraction: o.timingRamp });
-    c.optimizer = { ...c.optimizer, lr: o.lrQ }; // one loop for all: only the scheme differs
+    c.optimizer = { ...c.optimizer, lr: o.lrQ ?? DEFAULT_LR_Q }; // one loop for all: only the scheme differs
     if (fromFp) c.init = { fromRun: fpRun };
     else delete c.init;
     const train: number[] = [];
@@ -534,7 +551,7 @@ async function runTiming(o: Options, runs: Runs): Promise<void> {
   }
   const caption =
     `ResNet-20 on CIFAR-10, ${o.timingEpochs} epochs each, one run at a time on ${deviceName} (${o.precision}${o.compile ? ", compiled" : ""}), ` +
-    `${fromFp ? "all from the FP run's weights" : "all from the same seed's initialisation"}, same loop (SGD, batch 128, LR ${o.lrQ}, cosine). ` +
+    `${fromFp ? "all from the FP run's weights" : "all from the same seed's initialisation"}, same loop (SGD, batch 128, LR ${o.lrQ ?? DEFAULT_LR_Q}, cosine). ` +
     `Median over epochs ${o.timingEpochs === 2 ? "2" : `2..${o.timingEpochs}`} (the first pays for warm-up). "train" is the worker's epoch time (EpochResult.seconds): ` +
     `the training steps only (data loading, forward, backward, optimizer, the in-step LBA sensitivity collection), ending with a device sync; ` +
     `not the test-set evaluation. "wall" is the time between consecutive epoch events in the driver: train + evaluation + the LBA policy step ` +
@@ -548,7 +565,7 @@ async function runTiming(o: Options, runs: Runs): Promise<void> {
   ];
   console.log(lines.join("\n"));
   const command = ["node dist/examples/reproduce-cifar.js --timing", `--timing-epochs ${o.timingEpochs}`, `--timing-ramp ${o.timingRamp}`, `--devices ${device}`,
-    `--precision ${o.precision}`, `--lr-q ${o.lrQ}`, ...(o.compile ? ["--compile"] : []), ...(o.trainLimit ? [`--train-limit ${o.trainLimit}`] : []), ...(o.testLimit ? [`--test-limit ${o.testLimit}`] : [])].join(" ");
+    `--precision ${o.precision}`, `--lr-q ${o.lrQ ?? DEFAULT_LR_Q}`, ...(o.compile ? ["--compile"] : []), ...(o.trainLimit ? [`--train-limit ${o.trainLimit}`] : []), ...(o.testLimit ? [`--test-limit ${o.testLimit}`] : [])].join(" ");
   const report: TimingReport = { device: deviceName, date: today(), commit: commit(), epochs: o.timingEpochs, caption, command, rows: measured };
   writeFileSync(join(o.runsDir, "timing.json"), JSON.stringify(report, null, 2) + "\n");
   writeFileSync(join(o.runsDir, "timing.md"), lines.join("\n") + "\n");

@@ -309,7 +309,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     return {
       epoch, phase: this.policy ? "quant" : "fp", trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy,
       testLoss: r.testLoss, testAccuracy: r.testAccuracy, lr: r.lr, seconds: r.seconds, samplesPerS: r.samplesPerS,
-      avgWBits: avg.weight, avgABits: avg.act, time: new Date().toISOString(),
+      ...(r.stepMode ? { stepMode: r.stepMode } : {}), avgWBits: avg.weight, avgABits: avg.act, time: new Date().toISOString(),
     };
   }
 

@@ -21,6 +21,8 @@ export interface EpochRecord {
   lr: number;
   seconds: number; // wall time of the epoch's training steps
   samplesPerS: number;
+  /** How the worker ran the steps ("cuda graph", "eager", "eager (capture failed: ...)"); absent in older runs. */
+  stepMode?: string;
   avgWBits: number; // parameter-weighted, budget layers only (32 for full precision)
   avgABits: number; // feature-map-weighted, budget layers only
   time: string; // ISO 8601 when the epoch ended

@@ -354,6 +354,11 @@ export interface EpochResult {
   testLoss: number;
   testAccuracy: number;
   layers: LayerStats[];
+  /**
+   * how the steps ran: "cuda graph", "eager", or "eager (capture failed: <why>)": a step that could not be captured
+   * trains all the same, several times slower, and says so here
+   */
+  stepMode: string;
 }
 
 export interface Evaluate {
@@ -3186,6 +3191,7 @@ function createBaseEpochResult(): EpochResult {
     testLoss: 0,
     testAccuracy: 0,
     layers: [],
+    stepMode: "",
   };
 }
 
@@ -3226,6 +3232,9 @@ export const EpochResult: MessageFns<EpochResult> = {
     }
     for (const v of message.layers) {
       LayerStats.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.stepMode !== "") {
+      writer.uint32(106).string(message.stepMode);
     }
     return writer;
   },
@@ -3339,6 +3348,14 @@ export const EpochResult: MessageFns<EpochResult> = {
             message.layers.push(LayerStats.decode(reader, reader.uint32()));
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.stepMode = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3368,6 +3385,7 @@ export const EpochResult: MessageFns<EpochResult> = {
     message.testLoss = object.testLoss ?? 0;
     message.testAccuracy = object.testAccuracy ?? 0;
     message.layers = object.layers?.map((e) => LayerStats.fromPartial(e)) || [];
+    message.stepMode = object.stepMode ?? "";
     return message;
   },
 };

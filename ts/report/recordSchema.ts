@@ -93,10 +93,12 @@ export const EPOCH_RECORD: Spec = {
     lr: "number",
     seconds: "number",
     samplesPerS: "number",
+    stepMode: "string",
     avgWBits: "number",
     avgABits: "number",
     time: "string",
   },
+  optional: ["stepMode"],
 };
 
 export const ALLOCATION_RECORD: Spec = {

@@ -21,6 +21,19 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     """The module the training step calls: DDP over the job's ranks, or the model itself."""
     if runtime.current() is None:
         return model
+    if device.type == "cuda":
+        # torch.cuda.graphs' rule for capturing DDP's backward: construct DDP on a side stream (its set-up work
+        # otherwise sits on the stream that capture later asks to be idle)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            wrapped = _ddp(model, device)
+        torch.cuda.current_stream(device).wait_stream(side)
+        return wrapped
+    return _ddp(model, device)
+
+
+def _ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     return DistributedDataParallel(
         model,
         device_ids=[device.index] if device.type == "cuda" else None,
@@ -29,7 +42,7 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
         # Full-precision layers skip their quantizer (its clip gets no gradient) and a scheme can change that.
         # A job captured as a CUDA graph (opt-in) cannot afford find_unused_parameters (it reads the used-parameter
         # map back to the host): there the trainer adds 0 x (every clip) to the loss instead (Trainer.always_used).
-        find_unused_parameters=not runtime.ddp_cuda_graph_opted_in(),
+        find_unused_parameters=not runtime.ddp_cuda_graph_enabled(),
     )
 
 

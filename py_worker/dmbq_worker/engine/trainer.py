@@ -8,6 +8,7 @@ graph's static input). The eager path is the same step body, and is what CPU run
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -124,7 +125,7 @@ class Trainer:
         self._bad_loss = torch.zeros((), device=device)
         self._step_counter = torch.zeros((), dtype=torch.int64, device=device)
         self._use_graph = opts.cuda_graph and device.type == "cuda" and optimizer.capturable
-        self.graph_note = "" if self._use_graph else "eager"
+        self._eager_reason = "eager"  # why steps run eagerly when not captured (a failed capture says why)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_warm = 0
         self._static_x: torch.Tensor | None = None
@@ -136,6 +137,13 @@ class Trainer:
     @property
     def current_lr(self) -> float:
         return self.schedule.lr_at(self.epoch)
+
+    @property
+    def step_mode(self) -> str:
+        """How the steps run now: "cuda graph", "eager (graph warm-up)", "eager" or "eager (capture failed: ...)"."""
+        if self._graph is not None:
+            return "cuda graph"
+        return "eager (graph warm-up)" if self._use_graph else self._eager_reason
 
     def invalidate_graph(self) -> None:
         """Drop the captured step (after a scheme change, a load, a switch of collection mode)."""
@@ -246,12 +254,14 @@ class Trainer:
                 self._step_body(self._static_x, self._static_y)
         except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still trains, eagerly
             self._use_graph = False
-            self.graph_note = f"eager (capture failed: {type(exc).__name__}: {exc})"
+            self._eager_reason = f"eager (capture failed: {type(exc).__name__}: {exc})"
+            # once per worker session: every epoch result says it too (EpochResult.step_mode)
+            print(f"[worker] the training step could not be captured as a CUDA graph and runs eagerly, several times "
+                  f"slower: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             self._static_x = self._static_y = None
             torch.cuda.synchronize(self.device)
             return
         self._graph = graph
-        self.graph_note = "cuda graph"
 
     # ------------------------------------------------------------ requests
 

@@ -408,7 +408,7 @@ class LayerStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., weight_sensitivity_f32: _Optional[bytes] = ..., act_sensitivity_f32: _Optional[bytes] = ..., weight_sensitivity_lower_f32: _Optional[bytes] = ..., act_sensitivity_lower_f32: _Optional[bytes] = ..., weight_hist: _Optional[_Union[Histogram, _Mapping]] = ..., act_hist: _Optional[_Union[Histogram, _Mapping]] = ..., act_clip_f32: _Optional[bytes] = ..., weight_scale_f32: _Optional[bytes] = ...) -> None: ...
 
 class EpochResult(_message.Message):
-    __slots__ = ("epoch", "steps", "global_step", "train_loss", "train_accuracy", "lr", "seconds", "samples_per_s", "evaluated", "test_loss", "test_accuracy", "layers")
+    __slots__ = ("epoch", "steps", "global_step", "train_loss", "train_accuracy", "lr", "seconds", "samples_per_s", "evaluated", "test_loss", "test_accuracy", "layers", "step_mode")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_STEP_FIELD_NUMBER: _ClassVar[int]
@@ -421,6 +421,7 @@ class EpochResult(_message.Message):
     TEST_LOSS_FIELD_NUMBER: _ClassVar[int]
     TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
+    STEP_MODE_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     steps: int
     global_step: int
@@ -433,7 +434,8 @@ class EpochResult(_message.Message):
     test_loss: float
     test_accuracy: float
     layers: _containers.RepeatedCompositeFieldContainer[LayerStats]
-    def __init__(self, epoch: _Optional[int] = ..., steps: _Optional[int] = ..., global_step: _Optional[int] = ..., train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., lr: _Optional[float] = ..., seconds: _Optional[float] = ..., samples_per_s: _Optional[float] = ..., evaluated: _Optional[bool] = ..., test_loss: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., layers: _Optional[_Iterable[_Union[LayerStats, _Mapping]]] = ...) -> None: ...
+    step_mode: str
+    def __init__(self, epoch: _Optional[int] = ..., steps: _Optional[int] = ..., global_step: _Optional[int] = ..., train_loss: _Optional[float] = ..., train_accuracy: _Optional[float] = ..., lr: _Optional[float] = ..., seconds: _Optional[float] = ..., samples_per_s: _Optional[float] = ..., evaluated: _Optional[bool] = ..., test_loss: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., layers: _Optional[_Iterable[_Union[LayerStats, _Mapping]]] = ..., step_mode: _Optional[str] = ...) -> None: ...
 
 class Evaluate(_message.Message):
     __slots__ = ("split", "max_batches")

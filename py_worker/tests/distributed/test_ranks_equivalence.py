@@ -237,13 +237,14 @@ def test_parameters_after_training_match(outcomes: dict[str, object], name: str)
             assert torch.equal(two_state[key], value), key
 
 
-def test_the_graph_ready_job_without_find_unused_parameters_matches_too(tmp_path: Path) -> None:
-    """DMBQ_DDP_CUDA_GRAPH=1 builds DDP without find_unused_parameters (capture cannot afford its host read-back) and
-    keeps the unused clips of full-precision activations in the loss at 0 x: W2 with FP activations still equals
-    the plain worker (without that term DDP fails the second step: a parameter got no gradient)."""
+def test_the_eager_job_with_find_unused_parameters_matches_too(tmp_path: Path) -> None:
+    """By default a job is graph-ready: DDP without find_unused_parameters (capture cannot afford its host read-back)
+    and the unused clips of full-precision activations kept in the loss at 0 x (every other test here runs that
+    way; without the term DDP fails the second step: a parameter got no gradient). DMBQ_DDP_CUDA_GRAPH=0 gives the
+    eager job with find_unused_parameters instead: W2 with FP activations still equals the plain worker."""
     case = CASES["w2"]
     reference, _ = _plain_run(case, tmp_path)
-    job = TorchrunJob(2, {"DMBQ_DDP_CUDA_GRAPH": "1"})
+    job = TorchrunJob(2, {"DMBQ_DDP_CUDA_GRAPH": "0"})
     try:
         two = _job_runs({"two": job}, case, tmp_path)[0]["two"]
     finally:

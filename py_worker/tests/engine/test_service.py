@@ -167,3 +167,16 @@ def test_evaluate_split_is_validated() -> None:
     assert field_of(svc.evaluate, pb.Evaluate(split="val"), ctx) == "split"
 
 
+
+
+def test_epoch_results_say_how_the_steps_ran() -> None:
+    svc = TrainingService()
+    svc.configure(small_digits(), RecordingContext())
+    out = svc.run(pb.Run(steps=2), RecordingContext())
+    assert isinstance(out, pb.EpochResult) and out.step_mode == "eager"  # CPU: never a CUDA graph
+    trainer = svc._session.trainer  # type: ignore[union-attr]
+    trainer._use_graph = True  # what a CUDA run is before capture, and after a failed one
+    assert trainer.step_mode == "eager (graph warm-up)"
+    trainer._use_graph = False
+    trainer._eager_reason = "eager (capture failed: RuntimeError: x)"
+    assert svc.run(pb.Run(steps=1), RecordingContext()).step_mode == "eager (capture failed: RuntimeError: x)"
