@@ -1,4 +1,4 @@
-"""ResNet-20 W2/A2 on CIFAR-10 with 1 GPU, then with 2 GPUs (torchrun, DDP over NCCL): epoch time, images/s,
+"""ResNet-20 (or VGG-small: --model vgg_small) W2/A2 on CIFAR-10 with 1 GPU, then with 2 GPUs (torchrun, DDP over NCCL): epoch time, images/s,
 scaling efficiency, and the two runs' train-loss / test-accuracy trajectories side by side.
 
     python3 bench/ddp_scaling.py --data $CIFAR10_DIR --epochs 4 --out /tmp/ddp-scaling
@@ -47,7 +47,8 @@ from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
 
 # NVLink multicast (NVLS) stays off on the GPU hosts (and costs nothing elsewhere).
 NCCL_HOST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-LAPLACE_2BIT_ALPHA = [1.594, 1.0]  # the DMBQ 2-bit table of the Laplace law (levels in units of mean|w|)
+LAPLACE_2BIT_ALPHA = [1.594, 1.0]
+MODEL_LABELS = {"resnet20": "ResNet-20", "vgg_small": "VGG-small"}  # the DMBQ 2-bit table of the Laplace law (levels in units of mean|w|)
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def w2a2_scheme(layers: list[pb.LayerInfo]) -> pb.QuantScheme:
 
 def configure_request(args: argparse.Namespace) -> pb.Configure:
     return pb.Configure(
-        model=pb.ModelSpec(name="resnet20"),
+        model=pb.ModelSpec(name=args.model),
         dataset=pb.DatasetSpec(name=args.dataset, path=args.data, batch_size=args.batch_size, augment=True,
                                train_limit=args.train_limit, test_limit=args.test_limit),
         optimizer=pb.OptimizerSpec(name="sgd", lr=args.lr, momentum=0.9, weight_decay=1e-4),
@@ -265,7 +266,7 @@ def efficiency(one: ConfigResult, two: ConfigResult) -> float:
 def markdown(results: dict[str, ConfigResult], meta: dict[str, Any]) -> str:
     unit, units = ("GPU", "GPUs") if meta["device_kind"] == "cuda" else ("process", "processes")
     lines = [
-        f"ResNet-20 W2/A2 (2-bit per-channel weights, DMBQ Laplace table; 2-bit activations; first/last layer 8 bits),"
+        f"{MODEL_LABELS[meta.get('model', 'resnet20')]} W2/A2 (2-bit per-channel weights, DMBQ Laplace table; 2-bit activations; first/last layer 8 bits),"
         f" {meta['dataset']}, global batch {meta['global_batch']}, LR {meta['lr']} (cosine over {meta['epochs']} "
         f"epochs), {meta['precision']}, sensitivities {'on' if meta['sensitivity'] else 'off'}; {meta['machine']}; "
         f"torch {meta['torch_version']}; {meta['date']}; commit {meta['commit']}.",
@@ -319,6 +320,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default=os.environ.get("CIFAR10_DIR", ""),
                    help="folder holding cifar-10-batches-py (default $CIFAR10_DIR)")
     p.add_argument("--dataset", default="cifar10", choices=["cifar10", "synthetic"])
+    p.add_argument("--model", default="resnet20", choices=list(MODEL_LABELS),
+                   help="vgg_small: ~15x the arithmetic per image of resnet20, 50x the gradient bytes per step")
     p.add_argument("--epochs", type=int, default=4, help="epochs per configuration (>= 2: the first is not timed)")
     p.add_argument("--out", required=True, help="folder for ddp_scaling.json and ddp_scaling.md")
     p.add_argument("--batch-size", type=int, default=256, help="the GLOBAL batch, the same for every configuration")
@@ -363,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(), "commit": git_commit(),
         "machine": machine_name(args.device, results), "device_kind": args.device, "torch_version": first.torch_version,
-        "dataset": args.dataset + (f" (first {args.train_limit} training images)" if args.train_limit else ""),
+        "model": args.model, "dataset": args.dataset + (f" (first {args.train_limit} training images)" if args.train_limit else ""),
         "global_batch": args.batch_size, "lr": args.lr, "epochs": args.epochs, "precision": args.precision,
         "sensitivity": args.sensitivity, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
