@@ -8,6 +8,7 @@
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
 #   ddp               2 GPUs vs 1 (bench/ddp_scaling.py), the job's step captured, then eager; needs 2 GPUs
+#   bn                what a job's global-batch BatchNorm costs against torch's (bench/global_bn_cost.py)
 # After every step, OUT_DIR holds summary.txt (the tables so far) and gpu_checks.tgz (every log so far): two files,
 # so a call cut off at its limit still returns what finished, within the device's 8-file limit.
 # Usage (repo root, CIFAR-10 in $CIFAR10_DIR, `npm run build` done, worker Python in $DMBQ_PYTHON or python3):
@@ -17,7 +18,7 @@ set -uo pipefail
 OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR [STEP ...]}
 shift
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(probe gradcheck histograms engine export timing-compiled timing-graph ddp)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)
 PY=${DMBQ_PYTHON:-python3}
 DEV=${GPU_CHECKS_DEVICE:-cuda}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
@@ -71,7 +72,8 @@ for step in "${STEPS[@]}"; do
       export DMBQ_DDP_CUDA_GRAPH=0  # the eager job, for reference
       run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-eager"
       unset DMBQ_DDP_CUDA_GRAPH ;;
-    *) echo "unknown step '$step' (steps: probe gradcheck histograms engine export timing-compiled timing-graph ddp)" >&2
+    bn) run bn timeout 120 "$PY" bench/global_bn_cost.py --device "$DEV" ;;
+    *) echo "unknown step '$step' (steps: probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)" >&2
        exit 2 ;;
   esac
 done
