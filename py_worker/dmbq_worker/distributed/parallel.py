@@ -40,8 +40,9 @@ def _ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
         # BN statistics are global already, scales and clips update identically on every rank
         broadcast_buffers=False,
         # Full-precision layers skip their quantizer (its clip gets no gradient) and a scheme can change that.
-        # A job captured as a CUDA graph (opt-in) cannot afford find_unused_parameters (it reads the used-parameter
-        # map back to the host): there the trainer adds 0 x (every clip) to the loss instead (Trainer.always_used).
+        # A job captured as a CUDA graph (the default) cannot afford find_unused_parameters (it reads the
+        # used-parameter map back to the host): the trainer adds 0 x (every clip) to the loss instead
+        # (Trainer.always_used), on CPU too, so that gloo runs test the same DDP set-up; DMBQ_DDP_CUDA_GRAPH=0 restores it.
         find_unused_parameters=not runtime.ddp_cuda_graph_enabled(),
     )
 
