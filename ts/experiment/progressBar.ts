@@ -4,6 +4,7 @@ import type { EpochRecord } from "./records.js";
 
 export class ProgressBar {
   private lastDraw = 0;
+  private warnedEager = false;
 
   constructor(private readonly totalEpochs: number, private readonly mode: "bar" | "lines" | "none", private readonly out: NodeJS.WriteStream = process.stderr) {}
 
@@ -30,5 +31,10 @@ export class ProgressBar {
     const bits = r.phase === "quant" ? `  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}` : "";
     const line = ` epoch ${r.epoch}/${this.totalEpochs}  train loss ${r.trainLoss.toFixed(4)} acc ${(r.trainAccuracy * 100).toFixed(1)}%  test acc ${(r.testAccuracy * 100).toFixed(2)}%${bits}  ${r.seconds.toFixed(1)} s`;
     this.out.write(this.mode === "bar" ? `\r${line}\x1b[K\n` : `${line}\n`);
+    if (!this.warnedEager && r.stepMode?.startsWith("eager (capture failed")) {
+      // once: a step that could not be captured trains all the same, several times slower
+      this.warnedEager = true;
+      this.out.write(` warning: the worker runs its steps ${r.stepMode}, several times slower than a captured step\n`);
+    }
   }
 }
