@@ -47,8 +47,8 @@ from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
 
 # NVLink multicast (NVLS) stays off on the GPU hosts (and costs nothing elsewhere).
 NCCL_HOST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-LAPLACE_2BIT_ALPHA = [1.594, 1.0]
-MODEL_LABELS = {"resnet20": "ResNet-20", "vgg_small": "VGG-small"}  # the DMBQ 2-bit table of the Laplace law (levels in units of mean|w|)
+LAPLACE_2BIT_ALPHA = [1.594, 1.0]  # the DMBQ 2-bit table of the Laplace law (levels in units of mean|w|)
+MODEL_LABELS = {"resnet20": "ResNet-20", "vgg_small": "VGG-small"}  # --model choices, as the caption names them
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def efficiency(one: ConfigResult, two: ConfigResult) -> float:
 def markdown(results: dict[str, ConfigResult], meta: dict[str, Any]) -> str:
     unit, units = ("GPU", "GPUs") if meta["device_kind"] == "cuda" else ("process", "processes")
     lines = [
-        f"{MODEL_LABELS[meta.get('model', 'resnet20')]} W2/A2 (2-bit per-channel weights, DMBQ Laplace table; 2-bit activations; first/last layer 8 bits),"
+        f"{MODEL_LABELS[meta['model']]} W2/A2 (2-bit per-channel weights, DMBQ Laplace table; 2-bit activations; first/last layer 8 bits),"
         f" {meta['dataset']}, global batch {meta['global_batch']}, LR {meta['lr']} (cosine over {meta['epochs']} "
         f"epochs), {meta['precision']}, sensitivities {'on' if meta['sensitivity'] else 'off'}; {meta['machine']}; "
         f"torch {meta['torch_version']}; {meta['date']}; commit {meta['commit']}.",
