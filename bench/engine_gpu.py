@@ -34,6 +34,7 @@ from dmbq_worker.engine.schedule import LrSchedule  # noqa: E402
 from dmbq_worker.engine.service import TrainingService  # noqa: E402
 from dmbq_worker.engine.trainer import LoopOptions, Trainer  # noqa: E402
 from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
+from dmbq_worker.quant.fused import fused_enabled  # noqa: E402
 from dmbq_worker.server.context import NullContext  # noqa: E402
 
 
@@ -240,7 +241,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
           f"precision {args.precision}, {'eager loop' if args.eager else 'CUDA graph'}; median of {args.epochs} "
           f"epochs after {args.warmup} warm-up; ratios to FP (plain nn) of the '{paths[0]}' path and of the row's "
-          f"own path")
+          f"own path; quantizers of the graph path: "
+          f"{'fused Triton kernels' if fused_enabled() else 'torch ops (DMBQ_FUSED_QUANT=0 or no Triton)'}")
     print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for path, r in rows:

@@ -42,6 +42,7 @@ from dmbq_worker.quant import (
     scheme_from_proto,
     stats_to_proto,
 )
+from dmbq_worker.quant.fused import fused_on
 from dmbq_worker.server.context import RequestContext
 
 DEFAULT_MODEL_FOR_DATASET = {"digits": "digits_cnn", "cifar10": "resnet20", "synthetic": "resnet20",
@@ -358,12 +359,14 @@ class TrainingService:
                 session.collector.disable()
                 session.collector = session.collector_key = None
             session.trainer.invalidate_graph()
-            # compiled quantizers and the ranks of a job hand the probes signed per-step sums: the collector folds
-            # |.| after each backward, in a job after one all-reduce of every layer's sums (distributed/statistics.py)
+            # compiled quantizers, the fused (Triton) ones and the ranks of a job hand the probes signed per-step
+            # sums: the collector folds |.| after each backward, in a job after one all-reduce of every layer's sums
+            # (distributed/statistics.py)
             in_job = ranks.current() is not None
+            fold = bool(session.request.compile) or in_job or fused_on(session.device)
             collector = SensitivityCollector(
                 session.refs, lookahead=bool(req.lookahead), histogram_bins=int(req.histogram_bins),
-                sensitivity=bool(req.sensitivity), act_histograms=not req.weight_histograms_only, fold_each_step=bool(session.request.compile) or in_job,
+                sensitivity=bool(req.sensitivity), act_histograms=not req.weight_histograms_only, fold_each_step=fold,
                 reduce_step=ranks.all_reduce_sum_ if in_job else None,
                 world_size=ranks.world_size() if in_job else 1,
             )

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE, act_quant_ops
+from dmbq_worker.quant.fused import FusedUniformActQuantSTE, act_fusable
 from dmbq_worker.quant.levels import FP_BITS, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -157,7 +158,16 @@ class ActQuantizer(CompactTablesState):
             cdim,
             self.any_full_precision,
         )
-        if self.signed_probes or torch.compiler.is_compiling():
+        compiling = torch.compiler.is_compiling()
+        # the fused kernels hand the probes signed per-step sums: only a folding collector (signed_probes) may lend
+        # them its probes
+        collecting = probe is not None or probe_lower is not None
+        if (not compiling and self.mode == "uniform" and (self.signed_probes or not collecting)
+                and act_fusable(x, cdim)):
+            return FusedUniformActQuantSTE.apply(  # type: ignore[no-any-return]
+                x, self.clip, self.n_steps, self.fp_mask, self.lower_n_steps, probe, probe_lower,
+                self.any_full_precision)
+        if self.signed_probes or compiling:
             return act_quant_ops(*args)
         return ActQuantSTE.apply(*args)
 

@@ -20,19 +20,22 @@ import torch
 from torch import Tensor
 
 from dmbq_worker.quant.convert import QuantLayerRef
+from dmbq_worker.quant.fused import FusedScaleEma
 
 
 class ScaleUpdater:
     """Takes the layers' scale EMA out of their forward; `step()` after each optimizer step does it instead.
 
     All layers in a handful of kernels (foreach ops): one L1-norm per layer, then three multi-tensor kernels,
-    so the step (eager, CUDA graph or compiled) pays about what the in-forward update cost.
+    so the step (eager, CUDA graph or compiled) pays about what the in-forward update cost. Where the fused
+    quantizers run (CUDA with Triton), one kernel for every layer instead (fused.FusedScaleEma).
     """
 
     def __init__(self, layers: Sequence[QuantLayerRef]) -> None:
         self.layers = list(layers)
         for ref in self.layers:
             ref.module.weight_quant.update_scale_in_forward = False
+        self._fused: FusedScaleEma | None = None
 
     def release(self) -> None:
         """Give the update back to the forward (standalone use of the model)."""
@@ -43,6 +46,16 @@ class ScaleUpdater:
     def step(self) -> None:
         """s_c <- decay * s_c + (1 - decay) * mean|w_c| for every layer, from the current weights."""
         if not self.layers:
+            return
+        weights = [ref.module.weight.detach() for ref in self.layers]
+        wscales = [ref.module.weight_quant.scale for ref in self.layers]
+        if self._fused is not None and not self._fused.matches(weights, wscales):
+            self._fused = None  # moved or reallocated (not inside a captured step: that replays without Python)
+        capturing = weights[0].is_cuda and torch.cuda.is_current_stream_capturing()  # no table uploads there
+        if self._fused is None and not capturing and FusedScaleEma.supports(weights, wscales):
+            self._fused = FusedScaleEma(weights, wscales, [ref.module.weight_quant.ema_decay for ref in self.layers])
+        if self._fused is not None:
+            self._fused.step()
             return
         scales: list[Tensor] = []
         means: list[Tensor] = []

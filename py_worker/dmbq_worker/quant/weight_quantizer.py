@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, WeightQuantSTE, weight_quant_ops
+from dmbq_worker.quant.fused import FusedWeightQuantSTE, weight_fusable
 from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -133,7 +134,14 @@ class WeightQuantizer(CompactTablesState):
             probe,
             probe_lower,
         )
-        if self.signed_probes or torch.compiler.is_compiling():
+        compiling = torch.compiler.is_compiling()
+        # signed per-step sums into the probes: a folding collector's (signed_probes) only, as in ActQuantizer
+        collecting = probe is not None or probe_lower is not None
+        if not compiling and (self.signed_probes or not collecting) and weight_fusable(weight):
+            return FusedWeightQuantSTE.apply(  # type: ignore[no-any-return]
+                weight, self.scale, self.levels, self.thresholds, self.clip_units, self.fp_mask, self.bits,
+                self.lower_levels, self.lower_thresholds, probe, probe_lower)
+        if self.signed_probes or compiling:
             return weight_quant_ops(*args)
         return WeightQuantSTE.apply(*args)
 

@@ -1,0 +1,276 @@
+"""The quantizers' fused path: autograd Functions over the Triton kernels of fused_kernels.py.
+
+Same inputs, values, gradients and probe gradients as WeightQuantSTE / ActQuantSTE (functions.py), in one kernel
+per direction. The quantizers take this path on CUDA when Triton imports, the tensor's layout is one the kernels
+read (weights: contiguous or channels_last; activations: channels_last 4-D or contiguous 2-D) and, for activations,
+the levels are uniform (table-mode activations keep the torch ops). Everything else, and every run with
+DMBQ_FUSED_QUANT=0, keeps the torch ops. With DMBQ_FUSED_QUANT=interpret the kernels also run on CPU tensors, in
+Triton's interpreter: that is how the CPU tests compare the two paths.
+
+Values and input gradients equal the Functions' bit for bit (bench: python -m dmbq_worker.quant.fused_check). By
+design: the clip gradient and the sensitivities are sums in another order (float atomics across blocks), equal to
+rounding; and the probes receive each step's *signed* sums, as from weight_quant_ops / act_quant_ops, so only a
+collector that folds |.| after every step (SensitivityCollector(fold_each_step=True), the service's choice wherever
+this path runs) may lend them its probes: the quantizers check `signed_probes`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# MAX_LEVELS of levels.py: table rows are padded to 256 levels / 255 thresholds
+_LEVEL_STRIDE, _THR_STRIDE = 256, 255
+# No multiply-add contraction: round(x * (n / clip)) must round the product as eager does. With an FMA, products that
+# land next to a .5 (common with bfloat16 inputs) rounded to the other level (H100, bench: fused_check).
+_NO_FMA = {"enable_fp_fusion": False}
+
+# Triton ships with CUDA builds of torch; CPU builds (CI) usually run without it.
+TRITON_FOUND = importlib.util.find_spec("triton") is not None
+_kernels_module: ModuleType | None = None
+
+
+def _mode() -> str:
+    """DMBQ_FUSED_QUANT: "1" (default: CUDA tensors), "0" (never), "interpret" (CPU tensors too, through Triton's
+    interpreter, which also needs TRITON_INTERPRET=1: the CPU tests' mode)."""
+    return os.environ.get("DMBQ_FUSED_QUANT", "1")
+
+
+def _kernels() -> ModuleType:
+    """fused_kernels, imported on first use: triton.jit reads TRITON_INTERPRET when the kernels are defined."""
+    global _kernels_module
+    if _kernels_module is None:
+        if _mode() == "interpret" and os.environ.get("TRITON_INTERPRET") != "1":
+            # triton.language's own jit functions are made at its import, which torch does early
+            raise RuntimeError("DMBQ_FUSED_QUANT=interpret needs TRITON_INTERPRET=1 in the environment before the "
+                               "process imports torch")
+        from dmbq_worker.quant import fused_kernels
+
+        _kernels_module = fused_kernels
+    return _kernels_module
+
+
+def fused_enabled() -> bool:
+    """Triton installed and the fused path not switched off (DMBQ_FUSED_QUANT=0)."""
+    return TRITON_FOUND and _mode() != "0"
+
+
+def _on_kernel_device(t: Tensor) -> bool:
+    return fused_on(t.device)
+
+
+def fused_on(device: torch.device) -> bool:
+    """Whether quantizers on `device` may take the fused path (a folding collector is then wanted: see the kernels)."""
+    return fused_enabled() and (device.type == "cuda" or (_mode() == "interpret" and device.type == "cpu"))
+
+
+def weight_fusable(weight: Tensor) -> bool:
+    """Each output channel's elements one block of storage (contiguous or channels_last)."""
+    if not _on_kernel_device(weight) or weight.dim() < 2:
+        return False
+    return weight.is_contiguous() or (weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last))
+
+
+def act_fusable(x: Tensor, channel_dim: int) -> bool:
+    """Channels innermost in storage: channels_last [N, C, H, W] or contiguous [N, C]."""
+    if not _on_kernel_device(x):
+        return False
+    if x.dim() == 4 and channel_dim == 1:
+        return x.is_contiguous(memory_format=torch.channels_last)
+    return x.dim() == 2 and channel_dim == 1 and x.is_contiguous()
+
+
+def _same_layout(g: Tensor, like: Tensor) -> Tensor:
+    """g with like's strides (a copy only when autograd handed another layout)."""
+    if g.stride() == like.stride():
+        return g
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+        return g.contiguous(memory_format=torch.channels_last)
+    return g.contiguous()
+
+
+def _pow2(n: int, cap: int) -> int:
+    """The smallest power of two >= n, at most cap (Triton block sizes are powers of two)."""
+    return min(1 << max(int(n) - 1, 0).bit_length(), cap)
+
+
+# Activation tiles: ACT_TILE elements per block (at most ACT_MAX_BLOCK_C channels wide), ACT_WARPS warps. Tunable
+# through the environment for bench/fused_tiles.py, which measured the defaults (docs/RESULTS.md).
+ACT_TILE = int(os.environ.get("DMBQ_FUSED_ACT_TILE", "4096"))
+ACT_MAX_BLOCK_C = int(os.environ.get("DMBQ_FUSED_ACT_BLOCK_C", "64"))
+ACT_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_WARPS", "4"))
+
+
+def _act_grid(m: int, c: int) -> tuple[tuple[int, int], int, int]:
+    block_c = _pow2(c, ACT_MAX_BLOCK_C)
+    block_m = max(16, ACT_TILE // block_c)
+    return ((m + block_m - 1) // block_m, (c + block_c - 1) // block_c), block_m, block_c
+
+
+def _running_sum(probe: Tensor | None) -> Tensor | None:
+    """The probe's gradient, which the kernels add into in place (the collector folds and zeroes it every step).
+
+    Made here, as zeros, on the first step that collects: an eager step (the trainer runs eager warm-up steps before
+    every capture). Inside a capture, zeros made here would be replayed every step: refuse."""
+    if probe is None:
+        return None
+    if probe.grad is None:
+        if probe.is_cuda and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("fused quantizers: a sensitivity probe got its first gradient inside a CUDA graph "
+                               "capture; run one eager step with collection on before capturing")
+        probe.grad = torch.zeros_like(probe)
+    return probe.grad
+
+
+class FusedWeightQuantSTE(torch.autograd.Function):
+    """WeightQuantSTE in two kernels (see functions.py for the semantics). The probes get this step's signed
+    sensitivity sums added straight into their gradients (no AccumulateGrad; backward returns None for them), the
+    convention of weight_quant_ops: only a collector that folds every step may hand this Function its probes."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        weight: Tensor,
+        scale: Tensor,
+        levels: Tensor,
+        thresholds: Tensor,
+        clip_units: Tensor,
+        fp_mask: Tensor,
+        bits: Tensor,
+        lower_levels: Tensor,
+        lower_thresholds: Tensor,
+        probe: Tensor | None,
+        probe_lower: Tensor | None,
+    ) -> Tensor:
+        k_ = _kernels()
+        channels = weight.shape[0]
+        k = weight.numel() // channels
+        out = torch.empty_like(weight)
+        scale32 = scale.float()
+        k_.weight_forward_kernel[(channels,)](
+            weight, out, scale32, levels, thresholds, fp_mask, bits, k,
+            LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
+        )
+        ctx.save_for_backward(weight, scale32, levels, thresholds, clip_units, fp_mask, bits, lower_levels,
+                              lower_thresholds)
+        ctx.probe, ctx.probe_lower = probe, probe_lower
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        k_ = _kernels()
+        weight, scale32, levels, thresholds, clip_units, fp_mask, bits, lower_levels, lower_thresholds = (
+            ctx.saved_tensors)
+        channels = weight.shape[0]
+        k = weight.numel() // channels
+        g = _same_layout(grad, weight)
+        grad_w = torch.empty_like(weight)
+        sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
+        k_.weight_backward_kernel[(channels,)](
+            weight, g, grad_w, scale32, levels, thresholds, clip_units, fp_mask, bits, lower_levels, lower_thresholds,
+            sens if sens is not None else grad_w, sens_lower if sens_lower is not None else grad_w, k,
+            HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None,
+            LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
+        )
+        return grad_w, None, None, None, None, None, None, None, None, None, None
+
+
+class FusedUniformActQuantSTE(torch.autograd.Function):
+    """ActQuantSTE in uniform mode, in two kernels (see functions.py for the semantics). The probes get this step's
+    signed sums / n added straight into their gradients, as in FusedWeightQuantSTE (a folding collector only)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: Tensor,
+        clip: Tensor,
+        n_steps: Tensor,
+        fp_mask: Tensor,
+        lower_n_steps: Tensor,
+        probe: Tensor | None,
+        probe_lower: Tensor | None,
+        any_fp: bool,
+    ) -> Tensor:
+        k_ = _kernels()
+        c = x.shape[1]
+        m = x.numel() // c
+        out = torch.empty_like(x)
+        clip32 = clip.float()
+        grid, block_m, block_c = _act_grid(m, c)
+        k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, m, c,
+                                    HAS_FP=any_fp, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_WARPS, **_NO_FMA)
+        ctx.save_for_backward(x, clip32, n_steps, fp_mask, lower_n_steps)
+        ctx.probe, ctx.probe_lower = probe, probe_lower
+        ctx.any_fp = any_fp
+        ctx.clip_shape, ctx.clip_dtype = clip.shape, clip.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        k_ = _kernels()
+        x, clip32, n_steps, fp_mask, lower_n_steps = ctx.saved_tensors
+        c = x.shape[1]
+        m = x.numel() // c
+        g = _same_layout(grad, x)
+        grad_x = torch.empty_like(x)
+        grad_clip = torch.zeros(1, device=x.device, dtype=torch.float32)  # the blocks add into it
+        sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
+        grid, block_m, block_c = _act_grid(m, c)
+        k_.act_backward_kernel[grid](
+            x, g, grad_x, clip32, n_steps, lower_n_steps, fp_mask, grad_clip,
+            sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip, m, c,
+            HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None,
+            BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_WARPS, **_NO_FMA,
+        )
+        return grad_x, grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype), None, None, None, None, None, None
+
+
+class FusedScaleEma:
+    """Every layer's scale EMA (ScaleUpdater.step) in one kernel launch instead of an L1 norm per layer.
+
+    Works from tables of addresses (each output channel's weight row and scale entry), so it applies only while the
+    weights and scales stay where they were: `matches` says whether they still do (the caller rebuilds otherwise).
+    Float32 weights whose rows are blocks of storage (contiguous or channels_last) only: `supports` says so.
+    """
+
+    def __init__(self, weights: list[Tensor], scales: list[Tensor], decays: list[float]) -> None:
+        device = weights[0].device
+        self._key = self.key(weights, scales)
+        row_w, row_k, row_s, row_d, row_f = [], [], [], [], []
+        for w, s, d in zip(weights, scales, decays):
+            c = w.shape[0]
+            k = w.numel() // c
+            row_w += [w.data_ptr() + i * k * w.element_size() for i in range(c)]
+            row_s += [s.data_ptr() + i * s.element_size() for i in range(c)]
+            row_k += [k] * c
+            row_d += [d] * c
+            row_f += [(1.0 - d) / k] * c
+        self.rows = len(row_w)
+        self._block_k = _pow2(max(row_k), 1024)
+        self._tables = (torch.tensor(row_w, dtype=torch.int64, device=device),
+                        torch.tensor(row_k, dtype=torch.int32, device=device),
+                        torch.tensor(row_s, dtype=torch.int64, device=device),
+                        torch.tensor(row_d, dtype=torch.float32, device=device),
+                        torch.tensor(row_f, dtype=torch.float32, device=device))
+
+    @staticmethod
+    def supports(weights: list[Tensor], scales: list[Tensor]) -> bool:
+        return bool(weights) and all(
+            weight_fusable(w) and w.dtype == torch.float32 and s.dtype == torch.float32 and s.is_contiguous()
+            and s.device == weights[0].device for w, s in zip(weights, scales))
+
+    @staticmethod
+    def key(weights: list[Tensor], scales: list[Tensor]) -> tuple[int, ...]:
+        return tuple(t.data_ptr() for t in weights + scales) + tuple(w.numel() for w in weights)
+
+    def matches(self, weights: list[Tensor], scales: list[Tensor]) -> bool:
+        return self._key == self.key(weights, scales)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        _kernels().scale_ema_kernel[(self.rows,)](*self._tables, BLOCK_K=self._block_k, **_NO_FMA)

@@ -1,0 +1,197 @@
+"""The fused quantizers (fused.py) against the torch-op Functions (functions.py), on one device.
+
+    python -m dmbq_worker.quant.fused_check [--device cuda]
+
+Per case: a channels_last activation batch and a weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and
+full-precision channels), forward and backward through both paths with the sensitivity and look-ahead probes (the
+fused path hands them the signed sum of the step, the Functions its |.|: compared as |.|). Prints
+the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
+sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
+(DMBQ_FUSED_QUANT=interpret, set before torch imports Triton), which rounds float32 -> bfloat16 by truncation where
+CUDA rounds to nearest even: there bfloat16 values may differ by one unit in the last place (`value_ulps`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dmbq_worker.quant.functions import ActQuantSTE, WeightQuantSTE
+from dmbq_worker.quant.fused import (
+    FusedUniformActQuantSTE,
+    FusedWeightQuantSTE,
+    act_fusable,
+    weight_fusable,
+)
+from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS, padded_row, signed_levels, zero_row
+
+SUM_RTOL = 1e-5  # sums in another order (atomics across blocks): float32 rounding only
+
+
+@dataclass
+class Difference:
+    case: str
+    value_ulps: float  # largest |a - b| in units of the last place of the output dtype
+    grad_equal: bool
+    clip_grad_rel: float
+    sens_rel: float
+    sens_lower_rel: float
+
+    def ok(self, allowed_ulps: float) -> bool:
+        sums = max(self.clip_grad_rel, self.sens_rel, self.sens_lower_rel)
+        return self.value_ulps <= allowed_ulps and self.grad_equal and sums <= SUM_RTOL
+
+
+def _rel(a: Tensor, b: Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def _ulps(a: Tensor, b: Tensor) -> float:
+    eps = torch.finfo(a.dtype).eps
+    scale = torch.maximum(a.detach().float().abs(), b.detach().float().abs()).clamp_min(torch.finfo(torch.float32).tiny)
+    return float(((a.detach().float() - b.detach().float()).abs() / (scale * eps)).max())
+
+
+def _weight_tables(bits: list[int], device: torch.device) -> dict[str, Tensor]:
+    """Level rows as the scheme loader builds them: binary-weighted alphas, one bit lower for the look-ahead."""
+    c = len(bits)
+    levels = torch.zeros(c, MAX_LEVELS)
+    thresholds = torch.full((c, MAX_LEVELS - 1), float("inf"))
+    lower_levels, lower_thresholds = levels.clone(), thresholds.clone()
+    clip_units = torch.zeros(c)
+    for i, b in enumerate(bits):
+        def row(nbits: int) -> tuple[np.ndarray, np.ndarray, float]:
+            if nbits <= 0:
+                lv, th = zero_row()
+                return lv, th, -1.0
+            table = signed_levels(np.array([1.6 * 2.0 ** (-k) for k in range(nbits)]))
+            lv, th = padded_row(table)
+            return lv, th, float(table.max())
+        if b == FP_BITS:
+            clip_units[i] = FP_CLIP
+            continue
+        lv, th, top = row(b)
+        levels[i], thresholds[i], clip_units[i] = torch.from_numpy(lv), torch.from_numpy(th), top
+        lv, th, _ = row(b - 1)
+        lower_levels[i], lower_thresholds[i] = torch.from_numpy(lv), torch.from_numpy(th)
+    fp_mask = torch.tensor([b == FP_BITS for b in bits])
+    tables = dict(levels=levels, thresholds=thresholds, clip_units=clip_units, fp_mask=fp_mask,
+                  lower_levels=lower_levels, lower_thresholds=lower_thresholds)
+    return {k: v.to(device) for k, v in tables.items()}
+
+
+def _probes(c: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    return (torch.zeros(c, device=device, requires_grad=True), torch.zeros(c, device=device, requires_grad=True))
+
+
+def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> Difference:
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(shape, generator=gen).to(dtype)
+    if len(shape) == 4:
+        w = w.to(memory_format=torch.channels_last)
+    w = w.to(device)
+    c = shape[0]
+    bits = [[0, 1, 2, 3, 4, 8, FP_BITS][i % 7] for i in range(c)]
+    t = _weight_tables(bits, device)
+    scale = w.detach().reshape(c, -1).float().abs().mean(dim=1)
+    args = (scale, t["levels"], t["thresholds"], t["clip_units"], t["fp_mask"], t["lower_levels"],
+            t["lower_thresholds"])
+    if not weight_fusable(w):
+        raise RuntimeError(f"the fused path does not take this weight ({device}, {dtype}, {shape})")
+    wa, wb = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    pa, pla = _probes(c, device)
+    pb, plb = _probes(c, device)
+    bits_u8 = torch.tensor(bits, dtype=torch.uint8, device=device)
+    ya = WeightQuantSTE.apply(wa, *args, pa, pla)
+    yb = FusedWeightQuantSTE.apply(wb, *args[:5], bits_u8, *args[5:], pb, plb)
+    g = torch.randn(shape, generator=gen).to(dtype).to(device)
+    ya.backward(g)
+    yb.backward(g)
+    assert wa.grad is not None and wb.grad is not None and pa.grad is not None and pb.grad is not None
+    assert pla.grad is not None and plb.grad is not None
+    return Difference(f"weight {tuple(shape)} {str(dtype).removeprefix('torch.')}", _ulps(yb, ya),
+                      torch.equal(wa.grad, wb.grad), 0.0, _rel(pb.grad.abs(), pa.grad), _rel(plb.grad.abs(), pla.grad))
+
+
+def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> Difference:
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(shape, generator=gen) * 2.0).relu()
+    x[..., :2] = 2.5  # some elements exactly at the clip
+    x = x.to(dtype)
+    if len(shape) == 4:
+        x = x.to(memory_format=torch.channels_last)
+    x = x.to(device)
+    c = shape[1]
+    bits = [[1, 2, 3, 4, 8, FP_BITS][i % 6] for i in range(c)]
+    n = torch.tensor([1.0 if b == FP_BITS else float(2**b - 1) for b in bits], device=device)
+    lower_n = torch.tensor([1.0 if b == FP_BITS else float(2 ** (b - 1) - 1) for b in bits], device=device)
+    fp_mask = torch.tensor([b == FP_BITS for b in bits], device=device)
+    empty_levels = torch.zeros(c, MAX_LEVELS, device=device)
+    empty_thresholds = torch.full((c, MAX_LEVELS - 1), float("inf"), device=device)
+    if not act_fusable(x, 1):
+        raise RuntimeError(f"the fused path does not take this activation ({device}, {dtype}, {shape})")
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    if len(shape) == 4:  # clone keeps the layout, but say so
+        assert xb.is_contiguous(memory_format=torch.channels_last)
+    ca = torch.tensor([2.5], device=device, requires_grad=True)
+    cb = torch.tensor([2.5], device=device, requires_grad=True)
+    pa, pla = _probes(c, device)
+    pb, plb = _probes(c, device)
+    ya = ActQuantSTE.apply(xa, ca, n, empty_levels, empty_thresholds, fp_mask, lower_n, empty_levels,
+                           empty_thresholds, pa, pla, "uniform", 1, True)
+    yb = FusedUniformActQuantSTE.apply(xb, cb, n, fp_mask, lower_n, pb, plb, True)
+    g = torch.randn(shape, generator=gen).to(dtype).to(device)
+    ya.backward(g)
+    yb.backward(g)
+    assert xa.grad is not None and xb.grad is not None and ca.grad is not None and cb.grad is not None
+    assert pa.grad is not None and pb.grad is not None and pla.grad is not None and plb.grad is not None
+    return Difference(f"act {tuple(shape)} {str(dtype).removeprefix('torch.')}", _ulps(yb, ya),
+                      torch.equal(xa.grad, xb.grad), _rel(cb.grad, ca.grad), _rel(pb.grad.abs(), pa.grad),
+                      _rel(plb.grad.abs(), pla.grad))
+
+
+CASES: list[tuple[str, tuple[int, ...]]] = [
+    ("weight", (16, 16, 3, 3)),
+    ("weight", (64, 32, 3, 3)),
+    ("weight", (10, 64)),
+    ("weight", (40, 3000)),  # rows longer than one block
+    ("act", (8, 16, 8, 8)),
+    ("act", (4, 70, 5, 5)),  # channels over one block, rows not a multiple of the block
+    ("act", (32, 200)),
+]
+
+
+def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Difference]:
+    out = []
+    for dtype in (torch.float32, torch.bfloat16):
+        for i, (kind, shape) in enumerate(cases or CASES):
+            fn = compare_weights if kind == "weight" else compare_acts
+            out.append(fn(device, dtype, shape, seed=i))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    allowed = 0.0 if device.type == "cuda" else 1.0
+    rows = run_all(device)
+    print("| case | value diff (ulps) | input grad equal | clip grad rel | sens rel | look-ahead rel |")
+    print("|---|---|---|---|---|---|")
+    for d in rows:
+        print(f"| {d.case} | {d.value_ulps:.2f} | {d.grad_equal} | {d.clip_grad_rel:.2e} | {d.sens_rel:.2e} | "
+              f"{d.sens_lower_rel:.2e} |")
+    bad = [d.case for d in rows if not d.ok(allowed)]
+    print("all equal" if not bad else f"DIFFER: {', '.join(bad)}")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Triton kernels of the fused quantizers: one kernel per quantizer and direction (fused.py wraps them).
+
+Why: on the CUDA-graph step the quantizers were made of small torch ops (about 16 passes per activation quantizer,
+forward and backward; ~10 per weight quantizer), and ResNet-20 at batch 128 is so small that their launches, not
+their arithmetic, cost the 1.4-2.3x over FP (docs/RESULTS.md). Here each direction is one pass over the tensor:
+
+  act forward     x -> x_hat                                   (uniform levels on [0, clip], per-channel 2^b - 1)
+  act backward    x, g -> dL/dx, and atomically: dL/dclip, sum_e (x - x_hat) g / n per channel (+ the look-ahead's)
+  weight forward  w -> w_hat                                   (the channel's table; a binary search per element)
+  weight backward w, g -> dL/dw, and sum_e (w - w_hat) g / n per row (one program owns a row: no atomics)
+
+The per-channel sums are this step's *signed* sums, added into the sensitivity probes' gradients: the collector
+folds |.| into its totals after every step (SensitivityCollector(fold_each_step=True), as for compiled runs), so no
+per-layer |.|, division or AccumulateGrad kernels run.
+
+Layouts: an activation is read as a row-major [M, C] matrix (channels_last 4-D or contiguous 2-D storage), a weight
+as [C, K] (row c is storage [c*K, (c+1)*K) in contiguous and channels_last alike: the order inside a row does not
+matter to a per-row quantizer). x_hat is recomputed in backward from the saved x, so forward saves nothing new.
+The arithmetic is the eager Functions' (functions.py), op for op, so values agree bit for bit: IEEE divisions
+(div_rn) where eager divides, no multiply-add contraction (launched with enable_fp_fusion=False), and
+round-half-even by the 2^23 trick (exact for 0 <= v < 2^23; libdevice.rint has no interpreter fallback, and the CPU
+tests run these kernels under TRITON_INTERPRET=1). One more kernel does every layer's scale EMA in one launch.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+EPS = tl.constexpr(1e-8)  # functions.EPS, as a constexpr: the only kind of global a jit function may read
+# 2^23: (v + 2^23) - 2^23 rounds 0 <= v < 2^23 to the nearest integer, ties to even
+ROUND_MAGIC = tl.constexpr(8388608.0)
+
+
+@triton.jit
+def _round_nonneg(v):
+    return (v + ROUND_MAGIC) - ROUND_MAGIC
+
+
+@triton.jit
+def _uniform_levels(clipped, clip, n):
+    """round(clipped * (n / clip)) * (clip / max(n, 1)): functions.uniform_act, per channel n broadcast on axis 1."""
+    mul = tl.div_rn(n, clip)
+    back = tl.div_rn(clip, tl.maximum(n, 1.0))
+    return _round_nonneg(clipped * mul[None, :]) * back[None, :]
+
+
+@triton.jit
+def _act_tile(M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This block's tile of the [M, C] activation: its channels, their mask, the element mask and offsets."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cols < C
+    mask = (rows < M)[:, None] & cmask[None, :]
+    return cols, cmask, mask, rows.to(tl.int64)[:, None] * C + cols[None, :]
+
+
+@triton.jit
+def act_forward_kernel(
+    x_ptr, out_ptr, clip_ptr, n_ptr, fp_ptr, M, C,
+    HAS_FP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    clip = tl.maximum(tl.load(clip_ptr), EPS)
+    n = tl.load(n_ptr + cols, mask=cmask, other=1.0)
+    clipped = tl.minimum(tl.maximum(x, 0.0), clip)
+    q = _uniform_levels(clipped, clip, n)
+    if HAS_FP:
+        fp = tl.load(fp_ptr + cols, mask=cmask, other=0) != 0
+        q = tl.where(fp[None, :], x, q)
+    tl.store(out_ptr + offs, q.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=mask)
+
+
+@triton.jit
+def _add_error_sums(x, g, clipped, clip, n_ptr, out_ptr, cols, cmask, fp_ptr, M, HAS_FP: tl.constexpr):
+    """out[c] += sum over this tile's rows of (x - x_hat) g / M, x_hat from the per-channel step counts at n_ptr."""
+    q = _uniform_levels(clipped, clip, tl.load(n_ptr + cols, mask=cmask, other=1.0))
+    if HAS_FP:
+        q = tl.where((tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :], x, q)
+    tl.atomic_add(out_ptr + cols, tl.div_rn(tl.sum((x - q) * g, axis=0), M * 1.0), mask=cmask)
+
+
+@triton.jit
+def act_backward_kernel(
+    x_ptr, g_ptr, gx_ptr, clip_ptr, n_ptr, lower_n_ptr, fp_ptr, clip_grad_ptr, sens_ptr, sens_lower_ptr, M, C,
+    HAS_FP: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Every block adds its partial sums atomically: dL/dclip into clip_grad (zeroed), and this step's signed
+    sum_e (x - x_hat) g / M per channel into sens (the probe's gradient; the collector folds |.| after the step and
+    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower."""
+    cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    clip = tl.maximum(tl.load(clip_ptr), EPS)
+    clipped = tl.minimum(tl.maximum(x, 0.0), clip)
+    inside = x == clipped
+    above = x > clip
+    if HAS_FP:
+        fp = (tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :]
+        inside = inside | fp
+        above = above & (fp == 0)
+    tl.store(gx_ptr + offs, tl.where(inside, g, 0.0).to(gx_ptr.dtype.element_ty), mask=mask)
+    tl.atomic_add(clip_grad_ptr, tl.sum(tl.sum(tl.where(above & mask, g, 0.0), axis=1), axis=0))
+    if HAS_SENS:
+        _add_error_sums(x, g, clipped, clip, n_ptr, sens_ptr, cols, cmask, fp_ptr, M, HAS_FP)
+    if HAS_LOWER:
+        _add_error_sums(x, g, clipped, clip, lower_n_ptr, sens_lower_ptr, cols, cmask, fp_ptr, M, HAS_FP)
+
+
+@triton.jit
+def _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr):
+    """The nearest level of row `row`'s table: count the thresholds below u by halving (functions.binary_search_index),
+    `halvings` = the row's bit-width b: its 2^b - 1 finite thresholds come first (+inf after), so b halvings cover
+    them (2 dependent loads for a 2-bit row instead of 8 for the padded 255), then gather the level."""
+    idx = tl.zeros(u.shape, dtype=tl.int32)
+    for k in range(0, halvings):
+        step = 1 << (halvings - 1 - k)
+        probe = tl.load(thr_ptr + row * THR_STRIDE + idx + (step - 1), mask=kmask, other=0.0)
+        idx += tl.where(probe < u, step, 0)
+    return tl.load(levels_ptr + row * LEVEL_STRIDE + idx, mask=kmask, other=0.0)
+
+
+@triton.jit
+def _row_halvings(bits_ptr, row, lower: tl.constexpr):
+    """The bit-width of a row's table (its own, or one bit lower): 0 for pruned (level 0) and full-precision rows."""
+    b = tl.load(bits_ptr + row).to(tl.int32)
+    b = tl.where((b >= 1) & (b <= 8), b, 0)
+    if lower:
+        b = tl.maximum(b - 1, 0)
+    return b
+
+
+@triton.jit
+def weight_forward_kernel(
+    w_ptr, out_ptr, scale_ptr, levels_ptr, thr_ptr, fp_ptr, bits_ptr, K,
+    LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    row = tl.program_id(0)
+    s = tl.maximum(tl.load(scale_ptr + row), EPS)
+    fp = tl.load(fp_ptr + row) != 0
+    halvings = _row_halvings(bits_ptr, row, False)
+    base = row.to(tl.int64) * K
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        kmask = ks < K
+        w = tl.load(w_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
+        u = tl.div_rn(w, s)
+        w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
+        w_hat = tl.where(fp, w, w_hat)
+        tl.store(out_ptr + base + ks, w_hat.to(out_ptr.dtype.element_ty), mask=kmask)
+
+
+@triton.jit
+def weight_backward_kernel(
+    w_ptr, g_ptr, gw_ptr, scale_ptr, levels_ptr, thr_ptr, clip_ptr, fp_ptr, bits_ptr, lower_levels_ptr,
+    lower_thr_ptr, sens_ptr, sens_lower_ptr, K,
+    HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr,
+    LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """dL/dw = g where |w / s| <= the row's clip (the clipped STE); sens[row] += this step's signed
+    sum (w - w_hat) g / K (the probe's gradient, folded by the collector; the block owns its row: no atomics)."""
+    row = tl.program_id(0)
+    s = tl.maximum(tl.load(scale_ptr + row), EPS)
+    fp = tl.load(fp_ptr + row) != 0
+    halvings = _row_halvings(bits_ptr, row, False)
+    lower_halvings = _row_halvings(bits_ptr, row, True)
+    clip_units = tl.load(clip_ptr + row)
+    base = row.to(tl.int64) * K
+    acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    acc_lower = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        kmask = ks < K
+        w = tl.load(w_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
+        u = tl.div_rn(w, s)
+        tl.store(gw_ptr + base + ks, tl.where(tl.abs(u) <= clip_units, g, 0.0).to(gw_ptr.dtype.element_ty),
+                 mask=kmask)
+        if HAS_SENS:
+            w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
+            w_hat = tl.where(fp, w, w_hat)
+            acc += tl.where(kmask, (w - w_hat) * g, 0.0)
+        if HAS_LOWER:
+            low = _table_levels(u, row, lower_levels_ptr, lower_thr_ptr, kmask, lower_halvings, LEVEL_STRIDE,
+                                THR_STRIDE) * s
+            low = tl.where(fp, w, low)
+            acc_lower += tl.where(kmask, (w - low) * g, 0.0)
+    if HAS_SENS:
+        tl.store(sens_ptr + row, tl.load(sens_ptr + row) + tl.div_rn(tl.sum(acc, axis=0), K * 1.0))
+    if HAS_LOWER:
+        tl.store(sens_lower_ptr + row, tl.load(sens_lower_ptr + row) + tl.div_rn(tl.sum(acc_lower, axis=0), K * 1.0))
+
+
+@triton.jit
+def scale_ema_kernel(row_w_ptr, row_k_ptr, row_scale_ptr, row_decay_ptr, row_factor_ptr, BLOCK_K: tl.constexpr):
+    """s_c <- decay * s_c + (1 - decay) / K * sum |w_c| for every row of every layer in one launch (scale_updates.py):
+    the tables hold each row's weight address, length, scale address, decay and (1 - decay) / K."""
+    r = tl.program_id(0)
+    w_ptr = tl.load(row_w_ptr + r).to(tl.pointer_type(tl.float32))
+    s_ptr = tl.load(row_scale_ptr + r).to(tl.pointer_type(tl.float32))
+    k = tl.load(row_k_ptr + r)
+    acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    for k0 in range(0, k, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        acc += tl.abs(tl.load(w_ptr + ks, mask=ks < k, other=0.0))
+    mean_part = tl.sum(acc, axis=0) * tl.load(row_factor_ptr + r)
+    tl.store(s_ptr, tl.load(s_ptr) * tl.load(row_decay_ptr + r) + mean_part)

@@ -1,0 +1,218 @@
+"""The fused (Triton) quantizers against the torch-op path and a float64 reference.
+
+On a machine without a GPU the kernels run in Triton's interpreter (tests/conftest.py sets TRITON_INTERPRET=1 before
+torch imports Triton; each test opts in with DMBQ_FUSED_QUANT=interpret). Without Triton the module is skipped: the
+worker then never takes the fused path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+from quant_reference import quantize_act_uniform, quantize_weight_rows
+from torch import nn
+
+from dmbq_worker.quant import LayerQuantConfig, SchemeConfig, SensitivityCollector, apply_scheme, convert_model
+from dmbq_worker.quant import fused
+from dmbq_worker.quant.fused_check import compare_acts, compare_weights
+
+pytestmark = pytest.mark.skipif(
+    not fused.TRITON_FOUND or (not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"),
+    reason="needs Triton (a GPU, or its interpreter with TRITON_INTERPRET=1 set before torch imports it)",
+)
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+# Triton's interpreter rounds float32 -> bfloat16 by truncation (CUDA: to nearest even): one ulp apart at most there
+BF16_ULPS = 0.0 if DEVICE.type == "cuda" else 1.0
+W_TABLES = {1: np.array([1.0]), 2: np.array([1.1, 0.45]), 3: np.array([1.2, 0.6, 0.3])}
+
+
+class FusedCalls:
+    """Counts the fused Functions' forwards, so a test knows the fused path really ran."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.weight = 0
+        self.act = 0
+        for cls, attr in ((fused.FusedWeightQuantSTE, "weight"), (fused.FusedUniformActQuantSTE, "act")):
+            original = cls.forward
+
+            def counted(*args: object, _original: object = original, _attr: str = attr) -> object:
+                setattr(self, _attr, getattr(self, _attr) + 1)
+                return _original(*args)  # type: ignore[operator]
+
+            monkeypatch.setattr(cls, "forward", staticmethod(counted))
+
+
+@pytest.fixture
+def fused_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[FusedCalls]:
+    if DEVICE.type == "cpu":
+        monkeypatch.setenv("DMBQ_FUSED_QUANT", "interpret")
+    yield FusedCalls(monkeypatch)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(12, 8, 3, 3), (7, 40), (5, 1500)])
+def test_fused_weight_quantizer_equals_the_torch_ops(fused_path: FusedCalls, dtype: torch.dtype,
+                                                     shape: tuple[int, ...]) -> None:
+    d = compare_weights(DEVICE, dtype, shape, seed=1)
+    assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(4, 12, 6, 6), (3, 70, 5, 5), (16, 90)])
+def test_fused_act_quantizer_equals_the_torch_ops(fused_path: FusedCalls, dtype: torch.dtype,
+                                                  shape: tuple[int, ...]) -> None:
+    d = compare_acts(DEVICE, dtype, shape, seed=2)
+    assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
+
+
+def _scheme(wbits: list[int], abits: list[int]) -> SchemeConfig:
+    cfg = LayerQuantConfig(np.array(wbits, np.uint8), np.array(abits, np.uint8), "uniform")
+    return SchemeConfig(layers={"0": cfg}, weight_tables=dict(W_TABLES))
+
+
+def test_fused_conv_sensitivities_equal_a_float64_reference(fused_path: FusedCalls) -> None:
+    """Channels-last input (the layout the fused activation kernel reads), pruned / FP / mixed channels."""
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).to(DEVICE)
+    layers = convert_model(model)
+    conv = layers[0].module
+    wbits, abits = np.array([2, 0, 3, 32]), np.array([2, 1, 32])
+    apply_scheme(layers, _scheme(wbits.tolist(), abits.tolist()))
+    conv.act_quant.set_clip_(0.8)
+    # the fused kernels hand the probes signed per-step sums: the collector folds |.| after each backward
+    collector = SensitivityCollector(layers, lookahead=True, fold_each_step=True)
+    collector.enable()
+    model.train()
+    w = conv.weight.detach().double().cpu().numpy()
+    w_flat = w.reshape(4, -1)
+    exp = {k: np.zeros(n) for k, n in (("w", 4), ("a", 3), ("wl", 4), ("al", 3))}
+    for _ in range(2):
+        x = torch.randn(2, 3, 5, 5).to(DEVICE).to(memory_format=torch.channels_last)
+        r = torch.randn(2, 4, 5, 5).to(DEVICE)
+        (model(x) * r).sum().backward()
+        collector.fold_()
+        s = conv.weight_quant.scale.double().cpu().numpy()
+        clip = float(np.float32(0.8))
+        w_hat = torch.tensor(quantize_weight_rows(w_flat, s, wbits, W_TABLES).reshape(w.shape), requires_grad=True)
+        xd = x.double().cpu().numpy()
+        x_hat = torch.tensor(quantize_act_uniform(xd, clip, abits, 1), requires_grad=True)
+        bias = conv.bias.detach().double().cpu()
+        (nn.functional.conv2d(x_hat, w_hat, bias, padding=1) * r.double().cpu()).sum().backward()
+        assert w_hat.grad is not None and x_hat.grad is not None
+        g_w, g_x = w_hat.grad.numpy().reshape(4, -1), x_hat.grad.numpy()
+        exp["w"] += np.abs(((w_flat - w_hat.detach().numpy().reshape(4, -1)) * g_w).sum(axis=1)) / 27
+        exp["a"] += np.abs(((xd - x_hat.detach().numpy()) * g_x).sum(axis=(0, 2, 3))) / 50
+        w_low = quantize_weight_rows(w_flat, s, wbits, W_TABLES, lower=True)
+        x_low = quantize_act_uniform(xd, clip, abits, 1, lower=True)
+        exp["wl"] += np.abs(((w_flat - w_low) * g_w).sum(axis=1)) / 27
+        exp["al"] += np.abs(((xd - x_low) * g_x).sum(axis=(0, 2, 3))) / 50
+    assert fused_path.weight == 2 and fused_path.act == 2
+    got = collector.read()["0"]
+    np.testing.assert_allclose(got.weight_sensitivity, exp["w"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got.act_sensitivity, exp["a"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got.weight_sensitivity_lower, exp["wl"], rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(got.act_sensitivity_lower, exp["al"], rtol=1e-4, atol=1e-7)
+    assert got.weight_sensitivity[3] == 0.0 and got.act_sensitivity[2] == 0.0  # FP channels cost nothing
+
+
+def _train(steps: int) -> tuple[list[float], dict[str, torch.Tensor], dict[str, np.ndarray]]:
+    torch.manual_seed(3)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
+    ).to(DEVICE).to(memory_format=torch.channels_last)
+    layers = convert_model(model)
+    rng = np.random.default_rng(0)
+    cfg = {
+        ref.name: LayerQuantConfig(rng.integers(1, 4, ref.module.out_channels).astype(np.uint8),
+                                   rng.integers(1, 5, ref.module.in_channels).astype(np.uint8), "uniform")
+        for ref in layers
+    }
+    apply_scheme(layers, SchemeConfig(layers=cfg, weight_tables=dict(W_TABLES)))
+    for ref in layers:
+        ref.module.act_quant.set_clip_(1.5)
+    collector = SensitivityCollector(layers, lookahead=True, fold_each_step=True)
+    collector.enable()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(steps):
+        x = torch.randn(6, 3, 6, 6, generator=gen).to(DEVICE).to(memory_format=torch.channels_last)
+        y = torch.randint(0, 5, (6,), generator=gen).to(DEVICE)
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        collector.fold_()
+        opt.step()
+        losses.append(float(loss.detach()))
+    read = collector.read()
+    sens = {f"{n}.{k}": getattr(s, k) for n, s in read.items()
+            for k in ("weight_sensitivity", "act_sensitivity", "weight_sensitivity_lower", "act_sensitivity_lower")}
+    return losses, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, sens
+
+
+def test_training_through_the_fused_path_follows_the_torch_ops(fused_path: FusedCalls,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused path against the plain-ops path of a folding collector (the compiled runs' and jobs' path)."""
+    losses_f, state_f, sens_f = _train(3)
+    assert fused_path.weight > 0 and fused_path.act > 0
+    monkeypatch.setenv("DMBQ_FUSED_QUANT", "0")
+    calls = fused_path.weight + fused_path.act
+    losses_t, state_t, sens_t = _train(3)
+    assert fused_path.weight + fused_path.act == calls  # DMBQ_FUSED_QUANT=0 switched the fused path off
+    # the clip gradients are sums in another order, so the runs drift apart by float rounding only
+    np.testing.assert_allclose(losses_f, losses_t, rtol=1e-5)
+    for k in state_t:
+        if state_t[k].is_floating_point():
+            torch.testing.assert_close(state_f[k], state_t[k], rtol=1e-4, atol=1e-5, msg=k)
+    for k in sens_t:
+        np.testing.assert_allclose(sens_f[k], sens_t[k], rtol=1e-3, atol=1e-7, err_msg=k)
+
+
+def test_a_collector_that_does_not_fold_keeps_its_probes_off_the_fused_path(fused_path: FusedCalls) -> None:
+    """The fused kernels add signed per-step sums: summed over steps without folding they would cancel, so a
+    non-folding collector's quantizers take the Functions (|.| per step) and still give the float64 totals."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).to(DEVICE)
+    layers = convert_model(model)
+    apply_scheme(layers, _scheme([2, 1, 3, 2], [2, 2, 1]))
+    collector = SensitivityCollector(layers)
+    collector.enable()
+    x = torch.randn(2, 3, 5, 5).to(DEVICE).to(memory_format=torch.channels_last)
+    model(x).sum().backward()
+    assert fused_path.weight == 0 and fused_path.act == 0
+    collector.disable()
+    with torch.no_grad():
+        model(x)  # no probes: the fused path again
+    assert fused_path.weight == 1 and fused_path.act == 1
+
+
+def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmbq_worker.quant import ScaleUpdater
+
+    def scales_after(fused_mode: str) -> list[torch.Tensor]:
+        monkeypatch.setenv("DMBQ_FUSED_QUANT", fused_mode)
+        torch.manual_seed(6)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 5, 1), nn.Flatten(), nn.LazyLinear(4))
+        model(torch.randn(1, 3, 6, 6))
+        model = model.to(DEVICE).to(memory_format=torch.channels_last)
+        layers = convert_model(model)
+        updater = ScaleUpdater(layers)
+        for step in range(3):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1.1 if step % 2 else 0.8)
+            updater.step()
+        assert (updater._fused is not None) == (fused_mode != "0")
+        return [ref.module.weight_quant.scale.detach().cpu().clone() for ref in layers]
+
+    fused_scales = scales_after("interpret" if DEVICE.type == "cpu" else "1")
+    torch_scales = scales_after("0")
+    for a, b in zip(fused_scales, torch_scales):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=0.0)
