@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every claim that only a GPU can check, by named step (all of them take about 20 minutes on one H100: split them
 # over calls, or over the GPUs of one machine with CUDA_VISIBLE_DEVICES and one OUT_DIR each):
+#   fused             the fused Triton quantizers against the torch ops, bit for bit (python -m dmbq_worker.quant.fused_check),
+#                     and their µs per quantizer and tile (bench/fused_tiles.py)
 #   probe, gradcheck  compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, compile_grad_check.py)
 #   histograms        what histogram epochs cost (bench/histogram_cost.py)
 #   engine            the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py)
@@ -18,7 +20,7 @@ set -uo pipefail
 OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR [STEP ...]}
 shift
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(fused probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)
 PY=${DMBQ_PYTHON:-python3}
 DEV=${GPU_CHECKS_DEVICE:-cuda}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
@@ -44,6 +46,13 @@ run() {
 pack() { tar czf "$OUT/gpu_checks.tgz" -C "$WORK" --exclude='checkpoints' --exclude='*.pt' --exclude='*.onnx' . ; }
 for step in "${STEPS[@]}"; do
   case $step in
+    fused)
+      if [ "$DEV" = cpu ]; then  # the kernels in Triton's interpreter (needs triton installed)
+        run fused-check env DMBQ_FUSED_QUANT=interpret TRITON_INTERPRET=1 timeout 300 "$PY" -m dmbq_worker.quant.fused_check --device cpu
+      else
+        run fused-check timeout 150 "$PY" -m dmbq_worker.quant.fused_check --device cuda
+        run fused-tiles timeout 240 "$PY" bench/fused_tiles.py
+      fi ;;
     probe) run probe timeout 120 "$PY" bench/compile_backward_probe.py --device "$DEV" ;;
     gradcheck) run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device "$DEV" --models conv-relu-conv,conv-bn-avgpool ;;
     histograms) run histograms timeout 120 "$PY" bench/histogram_cost.py --device "$DEV" --steps $([ "$DEV" = cpu ] && echo 2 || echo 40) ;;
@@ -73,7 +82,7 @@ for step in "${STEPS[@]}"; do
       run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-eager"
       unset DMBQ_DDP_CUDA_GRAPH ;;
     bn) run bn timeout 120 "$PY" bench/global_bn_cost.py --device "$DEV" ;;
-    *) echo "unknown step '$step' (steps: probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)" >&2
+    *) echo "unknown step '$step' (steps: fused probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)" >&2
        exit 2 ;;
   esac
 done

@@ -47,8 +47,8 @@ export const ROWS: Row[] = [
   { id: "r20-w2a2-cp", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP" }, paper: 91.7, lrQ: 0.08 },
   { id: "r20-w1a2-cp", model: "resnet20", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 90.4, lrQ: 0.08 },
   { id: "vgg-fp", model: "vgg_small", paper: 93.8 },
-  { id: "vgg-w0.7a32-cp", model: "vgg_small", quant: { weightBits: 0.7, actBits: 32, granularity: "CP" }, paper: 93.7 },
-  { id: "vgg-w1a2-cp", model: "vgg_small", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 93.9 },
+  { id: "vgg-w0.7a32-cp", model: "vgg_small", quant: { weightBits: 0.7, actBits: 32, granularity: "CP" }, paper: 93.7, lrQ: 0.04 },
+  { id: "vgg-w1a2-cp", model: "vgg_small", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 93.9, lrQ: 0.08 },
   // ablations
   { id: "r20-w2a2-gp-uniform", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniform" } },
   { id: "r20-w2a2-gp-dmbq", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "laplace" } },

@@ -10,6 +10,8 @@ describe("reproduce-cifar: fine-tuning LR per row", () => {
     assert.equal(lrQOf({ lrQ: undefined }, row("r20-w2a2-cp")), 0.08);
     assert.equal(lrQOf({ lrQ: undefined }, row("r20-w2a32-cp")), 0.04);
     assert.equal(lrQOf({ lrQ: undefined }, row("r20-w4a4-gp")), DEFAULT_LR_Q);
+    assert.equal(lrQOf({ lrQ: undefined }, row("vgg-w0.7a32-cp")), 0.04);
+    assert.equal(lrQOf({ lrQ: undefined }, row("vgg-w1a2-cp")), 0.08);
     // the ablations compare levels and granularities at one LR
     for (const r of ROWS.filter((r) => r.id.endsWith("-uniform") || r.id.endsWith("-dmbq") || r.id.endsWith("-lp") || r.id.endsWith("-gp") && r.id.includes("w2a32"))) {
       assert.equal(lrQOf({ lrQ: undefined }, r), DEFAULT_LR_Q, r.id);
