@@ -10,6 +10,7 @@
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q LR] [--wd-q 1e-4] [--warm-epochs 0]
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
+//        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
 //
@@ -162,7 +163,7 @@ export function steadyMedian(perEpoch: readonly number[]): number {
 
 // ---------------------------------------------------------------- the command line
 
-interface Options {
+export interface Options {
   data: string;
   runsDir: string;
   rows: Row[];
@@ -193,9 +194,11 @@ interface Options {
   timing: boolean;
   timingEpochs: number;
   timingRamp: number;
+  /** `--kd ALPHA[,T]`: quantized rows distil from their FP run (ExperimentConfig.distill). */
+  kd?: { alpha: number; temperature: number };
 }
 
-function parseOptions(argv: string[]): Options {
+export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -227,6 +230,7 @@ function parseOptions(argv: string[]): Options {
       timing: { type: "boolean", default: false },
       "timing-epochs": { type: "string", default: "4" },
       "timing-ramp": { type: "string", default: "1" },
+      kd: { type: "string" },
     },
   });
   const num = (flag: string, raw: string | undefined, check: (v: number) => boolean, what: string): number => {
@@ -252,6 +256,11 @@ function parseOptions(argv: string[]): Options {
     const parts = values["vgg-epochs"].split(",");
     if (parts.length !== 2) throw new Error(`--vgg-epochs: ${JSON.stringify(values["vgg-epochs"])} is not FP,Q (two epoch counts)`);
     vggEpochs = { fp: int("vgg-epochs", parts[0], 1), q: int("vgg-epochs", parts[1], 1) };
+  }
+  let kd: Options["kd"];
+  if (values.kd !== undefined) {
+    const [a, t] = values.kd.split(",");
+    kd = { alpha: fraction("kd", a), temperature: t === undefined ? 4 : num("kd", t, (v) => v > 0, "ALPHA,T with T > 0") };
   }
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
@@ -282,6 +291,7 @@ function parseOptions(argv: string[]): Options {
     timing: values.timing!,
     timingEpochs: int("timing-epochs", values["timing-epochs"], 2),
     timingRamp: fraction("timing-ramp", values["timing-ramp"]),
+    ...(kd ? { kd } : {}),
   };
 }
 
@@ -296,7 +306,7 @@ export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">,
   return row.quant ? own.q : own.fp;
 };
 
-function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = epochsOf(o, row), lba = o.lba): ExperimentConfig {
+export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = epochsOf(o, row), lba = o.lba): ExperimentConfig {
   const fp = !row.quant;
   const fromRun = join(o.fpFrom, fpRowOf(row));
   return {
@@ -319,6 +329,7 @@ function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, na
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
     ...(row.quant ? { quant: { ...row.quant, ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+    ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
   };
 }
 
@@ -337,6 +348,7 @@ function rowCommand(o: Options, row: Row): string {
   if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
   if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
+  if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);
   return parts.join(" ");
 }
 

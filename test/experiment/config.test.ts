@@ -23,6 +23,10 @@ describe("experiment config validation", () => {
     ["bad levels mode", { quant: { weightBits: 2, actBits: 2, levels: "cauchy" } }, /^quant\.levels/],
     ["negative lr", { optimizer: { lr: -1 } }, /^optimizer\.lr/],
     ["bad endpoint", { worker: { endpoint: "http://x" } }, /^worker\.endpoint/],
+    ["distillation without a teacher", { distill: {} }, /^distill\.teacher: no teacher/],
+    ["distillation alpha over 1", { distill: { alpha: 1.5, teacher: { checkpoint: "package.json" } } }, /^distill\.alpha: must be in \(0, 1\]/],
+    ["distillation temperature 0", { distill: { temperature: 0, teacher: { checkpoint: "package.json" } } }, /^distill\.temperature/],
+    ["missing teacher run", { distill: { teacher: { fromRun: "/no/such/run" } } }, /^distill\.teacher\.fromRun: run folder/],
   ];
   for (const [what, patch, re] of cases) {
     it(`names the field: ${what}`, () => {

@@ -42,6 +42,21 @@ describe("experiment lifecycle (real worker, digits)", function () {
     assert.ok(Math.abs(result.avgWBits - ref.avgWBits) <= 0.05 && Math.abs(result.avgABits - ref.avgABits) <= 0.05);
   });
 
+  it("a quantized run distils from the FP run it starts from (the teacher defaults to init), and resumes with it", async () => {
+    const dataset = { name: "digits" as const, trainLimit: 512 };
+    const fp = await Experiment.start({ ...base, name: "kd-fp", dataset, epochs: 2, quant: undefined });
+    await fp.result;
+    const kd = await Experiment.start({ ...base, name: "kd", dataset, epochs: 2, init: { fromRun: fp.dir }, distill: { alpha: 0.5, temperature: 2 } });
+    const res = await kd.result;
+    assert.ok(res.top1 > 50, `distilled W2/A2 digits top-1 ${res.top1}`);
+    const saved = JSON.parse(readFileSync(join(kd.dir, "config.json"), "utf8")) as ExperimentConfig;
+    assert.deepEqual(saved.distill, { alpha: 0.5, temperature: 2 });
+    // resuming reloads the teacher too (the init is not reloaded: the checkpoint carries the student)
+    const more = await Experiment.resume(kd.dir, { epochs: 3 });
+    await more.result;
+    assert.deepEqual(metrics(kd.dir).map((r) => r.epoch), [1, 2, 3]);
+  });
+
   it("a non-finite loss stops the run naming epoch and step, keeps the last good checkpoint, and resume continues with a changed config", async () => {
     const name = "diverge";
     const ok = await Experiment.start({ ...base, name, epochs: 2, quant: undefined });

@@ -46,6 +46,9 @@ export interface ExperimentConfig {
   quant?: QuantConfig;
   /** Start from the final weights of another run (typically the full-precision one). */
   init?: { fromRun?: string; checkpoint?: string };
+  /** Knowledge distillation from a frozen full-precision teacher of the same model: loss = (1 − alpha)·CE +
+   *  alpha·T²·KL(teacher ‖ student) at temperature T. The teacher defaults to `init` (the FP run it starts from). */
+  distill?: { alpha?: number; temperature?: number; teacher?: { fromRun?: string; checkpoint?: string } };
   device?: string;
   precision?: "fp32" | "bf16";
   compile?: boolean;
@@ -66,6 +69,21 @@ export interface ExperimentConfig {
 export const ZOO_MODELS = ["digits_cnn", "resnet20", "vgg_small", "vgg_small_lqnet", "resnet18", "resnet34"] as const;
 const DATASETS = ["digits", "cifar10", "imagefolder", "synthetic"];
 const LEVELS: LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform"];
+
+function checkDistill(p: string[], d: unknown, init: Record<string, unknown> | undefined): void {
+  if (d === undefined) return;
+  if (typeof d !== "object" || d === null) { p.push("distill: expected an object"); return; }
+  const { alpha, temperature, teacher } = d as Record<string, unknown>;
+  if (alpha !== undefined && !(isNum(alpha) && alpha > 0 && alpha <= 1)) p.push(`distill.alpha: must be in (0, 1], got ${JSON.stringify(alpha)}`);
+  if (temperature !== undefined && !(isNum(temperature) && temperature > 0)) p.push(`distill.temperature: must be a positive number, got ${JSON.stringify(temperature)}`);
+  const t = teacher as Record<string, unknown> | undefined;
+  if (t !== undefined && (typeof t !== "object" || t === null)) { p.push("distill.teacher: expected an object"); return; }
+  if (t?.fromRun !== undefined && (typeof t.fromRun !== "string" || !existsSync(t.fromRun))) p.push(`distill.teacher.fromRun: run folder ${JSON.stringify(t.fromRun)} does not exist`);
+  if (t?.checkpoint !== undefined && (typeof t.checkpoint !== "string" || !existsSync(t.checkpoint))) p.push(`distill.teacher.checkpoint: file ${JSON.stringify(t.checkpoint)} does not exist`);
+  if (t?.fromRun === undefined && t?.checkpoint === undefined && init?.fromRun === undefined && init?.checkpoint === undefined) {
+    p.push("distill.teacher: no teacher: give distill.teacher.fromRun or .checkpoint, or an init to distil from");
+  }
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -130,6 +148,7 @@ export function validateConfig(input: unknown): string[] {
   const init = c.init as Record<string, unknown> | undefined;
   if (init?.fromRun !== undefined && (typeof init.fromRun !== "string" || !existsSync(init.fromRun as string))) p.push(`init.fromRun: run folder ${JSON.stringify(init.fromRun)} does not exist`);
   if (init?.checkpoint !== undefined && (typeof init.checkpoint !== "string" || !existsSync(init.checkpoint as string))) p.push(`init.checkpoint: file ${JSON.stringify(init.checkpoint)} does not exist`);
+  checkDistill(p, c.distill, init);
   if (c.precision !== undefined && !["fp32", "bf16"].includes(c.precision as string)) p.push(`precision: ${JSON.stringify(c.precision)} is not fp32 or bf16`);
   const w = c.worker as Record<string, unknown> | undefined;
   if (w?.transport !== undefined && !["zmq", "stdio"].includes(w.transport as string)) p.push(`worker.transport: ${JSON.stringify(w.transport)} is not zmq or stdio`);

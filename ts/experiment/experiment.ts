@@ -66,7 +66,7 @@ function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
   };
 }
 
-function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string): Partial<Configure> {
+function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string, teacherWeights = ""): Partial<Configure> {
   const m = config.model;
   return {
     model: typeof m === "string" ? { name: m, numClasses: 0, factory: "", width: 0 } : { name: m.name ?? "custom", numClasses: 0, factory: m.factory, width: 0 },
@@ -85,13 +85,23 @@ function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefi
     precision: config.precision ?? "fp32",
     compile: config.compile ?? false,
     initWeights,
+    ...(config.distill ? { distill: { teacherWeights, alpha: config.distill.alpha ?? 0, temperature: config.distill.temperature ?? 0 } } : {}),
   };
 }
 
+/** The teacher's checkpoint of `distill`: its own, else the run's `init` (also on resume, unlike the init). */
+function teacherCheckpoint(cfg: ExperimentConfig): string {
+  if (!cfg.distill) return "";
+  const from = cfg.distill.teacher ?? cfg.init ?? {};
+  if (from.checkpoint) return resolve(from.checkpoint);
+  if (from.fromRun) return checkpointOfRun(from.fromRun, cfg.distill.teacher ? "distill.teacher.fromRun" : "init.fromRun");
+  throw new Error("distill.teacher: no teacher: give distill.teacher.fromRun or .checkpoint, or an init to distil from");
+}
+
 /** The final weights of a finished run (its newest checkpoint). */
-function checkpointOfRun(runDir: string): string {
+function checkpointOfRun(runDir: string, field = "init.fromRun"): string {
   const idx = new RunFolder(runDir).latestCheckpoint();
-  if (!idx) throw new Error(`init.fromRun: ${runDir} has no checkpoint (checkpoints/latest.json)`);
+  if (!idx) throw new Error(`${field}: ${runDir} has no checkpoint (checkpoints/latest.json)`);
   return resolve(runDir, idx.file);
 }
 
@@ -223,7 +233,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const initWeights = this.resumeFrom ? "" : cfg.init?.checkpoint ? resolve(cfg.init.checkpoint) : cfg.init?.fromRun ? checkpointOfRun(cfg.init.fromRun) : "";
 
     // The worker builds the model first (in full precision) and tells us its layers; the policy needs their shapes.
-    this.configured = await client.configure(configureRequest(cfg, undefined, initWeights));
+    this.configured = await client.configure(configureRequest(cfg, undefined, initWeights, teacherCheckpoint(cfg)));
     this.layers = shapesOf(this.configured);
     let startEpoch = 0;
     if (this.resumeFrom) {

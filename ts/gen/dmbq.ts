@@ -157,6 +157,21 @@ export interface Configure {
   compile: boolean;
   /** checkpoint whose model weights start this run (e.g. the FP run) */
   initWeights: string;
+  /** absent: no teacher */
+  distill: Distillation | undefined;
+}
+
+/**
+ * Knowledge distillation from a full-precision teacher of the same architecture (e.g. the FP run a quantized run
+ * starts from): loss = (1 - alpha) * cross-entropy + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
+ */
+export interface Distillation {
+  /** checkpoint holding the teacher's model weights (a worker checkpoint) */
+  teacherWeights: string;
+  /** weight of the distillation term, in (0, 1]; 0: 0.5 */
+  alpha: number;
+  /** softmax temperature, > 0; 0: 4 */
+  temperature: number;
 }
 
 export interface ModelSpec {
@@ -1263,6 +1278,7 @@ function createBaseConfigure(): Configure {
     precision: "",
     compile: false,
     initWeights: "",
+    distill: undefined,
   };
 }
 
@@ -1300,6 +1316,9 @@ export const Configure: MessageFns<Configure> = {
     }
     if (message.initWeights !== "") {
       writer.uint32(90).string(message.initWeights);
+    }
+    if (message.distill !== undefined) {
+      Distillation.encode(message.distill, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -1405,6 +1424,14 @@ export const Configure: MessageFns<Configure> = {
             message.initWeights = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.distill = Distillation.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1445,6 +1472,88 @@ export const Configure: MessageFns<Configure> = {
     message.precision = object.precision ?? "";
     message.compile = object.compile ?? false;
     message.initWeights = object.initWeights ?? "";
+    message.distill = (object.distill !== undefined && object.distill !== null)
+      ? Distillation.fromPartial(object.distill)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDistillation(): Distillation {
+  return { teacherWeights: "", alpha: 0, temperature: 0 };
+}
+
+export const Distillation: MessageFns<Distillation> = {
+  encode(message: Distillation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.teacherWeights !== "") {
+      writer.uint32(10).string(message.teacherWeights);
+    }
+    if (message.alpha !== 0) {
+      writer.uint32(21).float(message.alpha);
+    }
+    if (message.temperature !== 0) {
+      writer.uint32(29).float(message.temperature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Distillation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDistillation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.teacherWeights = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.alpha = reader.float();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.temperature = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Distillation>, I>>(base?: I): Distillation {
+    return Distillation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Distillation>, I>>(object: I): Distillation {
+    const message = createBaseDistillation();
+    message.teacherWeights = object.teacherWeights ?? "";
+    message.alpha = object.alpha ?? 0;
+    message.temperature = object.temperature ?? 0;
     return message;
   },
 };

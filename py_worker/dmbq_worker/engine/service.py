@@ -10,6 +10,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from dmbq_worker.engine.checkpoint import (
     tensor_to_bytes,
 )
 from dmbq_worker.engine.data import DATASET_NAMES, DataOptions, DataSource, load_data
+from dmbq_worker.engine.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, Distiller
 from dmbq_worker.engine.models import MODEL_NAMES, build_model
 from dmbq_worker.engine.optim import OptimizerOptions, TrainingOptimizer
 from dmbq_worker.engine.schedule import LrSchedule
@@ -281,6 +283,7 @@ class TrainingService:
             load_model_weights(model, payload["model"], f"init_weights {req.init_weights}")
             for ref in refs:
                 ref.module.weight_quant.reset_scale_(ref.module.weight)
+        distiller = self._distiller(req, model_name, num_classes, device, sample)
         sizes = layer_input_sizes(model, refs, sample)
         ranks.per_rank_batch(batch_size)  # the global batch must split evenly over the ranks
         model = prepare_model(model, device)  # global-batch BatchNorm in a job; before the optimizer sees it
@@ -293,6 +296,7 @@ class TrainingService:
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
         )
+        trainer.distiller = distiller
         if ranks.current() is not None and ranks.ddp_cuda_graph_enabled():
             trainer.always_used = [ref.module.act_quant.clip for ref in refs]  # DDP runs without find_unused
         session = Session(
@@ -310,6 +314,33 @@ class TrainingService:
             num_classes=num_classes, device=str(device if device.type == "cpu" else f"cuda:{device.index or 0}"),
             fp_param_bytes=fp_param_bytes,
         )
+
+    @staticmethod
+    def _distiller(req: pb.Configure, model_name: str, num_classes: int, device: torch.device,
+                   sample: torch.Tensor) -> Distiller | None:
+        """The frozen teacher of Configure.distill: the same architecture in full precision, its weights from a
+        checkpoint (the FP run's, typically)."""
+        if not req.HasField("distill"):
+            return None
+        d = req.distill
+        alpha = float(d.alpha) or DEFAULT_ALPHA
+        temperature = float(d.temperature) or DEFAULT_TEMPERATURE
+        if not (0.0 < alpha <= 1.0):
+            raise invalid("distill.alpha", f"must be in (0, 1], got {d.alpha}")
+        if not (temperature > 0.0 and np.isfinite(temperature)):
+            raise invalid("distill.temperature", f"must be a positive number, got {d.temperature}")
+        if not d.teacher_weights:
+            raise invalid("distill.teacher_weights", "a checkpoint of the teacher is required")
+        if not Path(d.teacher_weights).expanduser().is_file():
+            raise invalid("distill.teacher_weights", f"checkpoint {d.teacher_weights} does not exist")
+        teacher = build_model(model_name, num_classes, width=int(req.model.width), factory=req.model.factory).to(device)
+        if device.type == "cuda":
+            teacher = teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # converted like the student (its checkpoint's keys are a converted model's), and left in full precision
+        convert_model(teacher, example_input=sample)
+        payload = load_checkpoint_file(d.teacher_weights)
+        load_model_weights(teacher, payload["model"], f"distill.teacher_weights {d.teacher_weights}")
+        return Distiller(teacher, alpha=alpha, temperature=temperature)
 
     # ------------------------------------------------------------ schemes
 

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
 from dmbq_worker.engine.data import Batch, DataSource
+from dmbq_worker.engine.distill import Distiller
 from dmbq_worker.engine.optim import TrainingOptimizer
 from dmbq_worker.engine.precision import exact_fp32
 from dmbq_worker.engine.schedule import LrSchedule
@@ -104,6 +105,8 @@ class Trainer:
         # parameters that must get a gradient every step even when unused (DDP without find_unused_parameters):
         # 0 x their sum joins the loss; set by the service
         self.always_used: list[torch.Tensor] = []
+        # knowledge distillation (Configure.distill): set by the service before the first step
+        self.distiller: Distiller | None = None
         self.steps_per_epoch = data.train_size // opts.batch_size
         self.epoch = 0  # epochs completed
         self.step_in_epoch = 0
@@ -200,7 +203,10 @@ class Trainer:
     def _step_body(self, x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16, cache_enabled=False):
             out = self._forward(x)
-        loss = F.cross_entropy(out.float(), y)
+        if self.distiller is not None:  # a frozen teacher's soft targets join the loss (engine/distill.py)
+            loss = self.distiller.loss(x, out, y, self.opts.bf16)
+        else:
+            loss = F.cross_entropy(out.float(), y)
         if self.always_used:
             loss = loss + 0.0 * torch.stack([p.sum() for p in self.always_used]).sum()
         loss.backward()

@@ -158,7 +158,7 @@ class Capabilities(_message.Message):
     def __init__(self, device_kind: _Optional[str] = ..., device_name: _Optional[str] = ..., torch_version: _Optional[str] = ..., gpu_count: _Optional[int] = ..., python_version: _Optional[str] = ..., worker_version: _Optional[str] = ..., world_size: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., datasets: _Optional[_Iterable[str]] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class Configure(_message.Message):
-    __slots__ = ("model", "dataset", "optimizer", "schedule", "scheme", "quant", "seed", "device", "precision", "compile", "init_weights")
+    __slots__ = ("model", "dataset", "optimizer", "schedule", "scheme", "quant", "seed", "device", "precision", "compile", "init_weights", "distill")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class Configure(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     COMPILE_FIELD_NUMBER: _ClassVar[int]
     INIT_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    DISTILL_FIELD_NUMBER: _ClassVar[int]
     model: ModelSpec
     dataset: DatasetSpec
     optimizer: OptimizerSpec
@@ -181,7 +182,18 @@ class Configure(_message.Message):
     precision: str
     compile: bool
     init_weights: str
-    def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerSpec, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., scheme: _Optional[_Union[QuantScheme, _Mapping]] = ..., quant: _Optional[_Union[QuantOptions, _Mapping]] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., compile: _Optional[bool] = ..., init_weights: _Optional[str] = ...) -> None: ...
+    distill: Distillation
+    def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ..., dataset: _Optional[_Union[DatasetSpec, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerSpec, _Mapping]] = ..., schedule: _Optional[_Union[ScheduleSpec, _Mapping]] = ..., scheme: _Optional[_Union[QuantScheme, _Mapping]] = ..., quant: _Optional[_Union[QuantOptions, _Mapping]] = ..., seed: _Optional[int] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ..., compile: _Optional[bool] = ..., init_weights: _Optional[str] = ..., distill: _Optional[_Union[Distillation, _Mapping]] = ...) -> None: ...
+
+class Distillation(_message.Message):
+    __slots__ = ("teacher_weights", "alpha", "temperature")
+    TEACHER_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    teacher_weights: str
+    alpha: float
+    temperature: float
+    def __init__(self, teacher_weights: _Optional[str] = ..., alpha: _Optional[float] = ..., temperature: _Optional[float] = ...) -> None: ...
 
 class ModelSpec(_message.Message):
     __slots__ = ("name", "num_classes", "factory", "width")
