@@ -71,14 +71,14 @@ def fused_on(device: torch.device) -> bool:
 
 def weight_fusable(weight: Tensor) -> bool:
     """Each output channel's elements one block of storage (contiguous or channels_last)."""
-    if not _on_kernel_device(weight) or weight.dim() < 2:
+    if not _on_kernel_device(weight) or weight.dim() < 2 or weight.numel() == 0:
         return False
     return weight.is_contiguous() or (weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last))
 
 
 def act_fusable(x: Tensor, channel_dim: int) -> bool:
     """Channels innermost in storage: channels_last [N, C, H, W] or contiguous [N, C]."""
-    if not _on_kernel_device(x):
+    if not _on_kernel_device(x) or x.numel() == 0:  # an empty batch: no blocks to launch
         return False
     if x.dim() == 4 and channel_dim == 1:
         return x.is_contiguous(memory_format=torch.channels_last)

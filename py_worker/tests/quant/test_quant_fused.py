@@ -216,3 +216,34 @@ def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pyte
     torch_scales = scales_after("0")
     for a, b in zip(fused_scales, torch_scales):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=0.0)
+
+
+def test_the_service_folds_the_fused_sums_into_the_same_sensitivities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through TrainingService (digits CNN, W2/A2, sensitivities on, one step): the fused path (its weights, here) and
+    the torch ops give the same loss and per-channel sensitivities: the service picks the folding collector itself.
+    (One step: afterwards the scale EMA's sums in another order move s_c by ulps, which flip lattice ties.)"""
+    from dmbq_worker.engine.service import TrainingService
+    from dmbq_worker.proto import dmbq_pb2 as pb
+    from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+
+    def run(mode: str) -> tuple[float, list[np.ndarray], int]:
+        monkeypatch.setenv("DMBQ_FUSED_QUANT", mode)
+        ctx = RecordingContext()
+        svc = TrainingService()
+        req = configure_request("digits", train_limit=96, test_limit=32, batch_size=32, seed=2)
+        req.device = DEVICE.type
+        cfg = svc.configure(req, ctx)
+        svc.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+        calls = FusedCalls(monkeypatch)
+        result = svc.run(pb.Run(steps=1, sensitivity=True), ctx)
+        assert isinstance(result, pb.EpochResult)
+        sens = [np.frombuffer(s.weight_sensitivity_f32, dtype="<f4") for s in result.layers]
+        return result.train_loss, sens, calls.weight
+
+    loss_f, sens_f, fused_weight_calls = run("interpret" if DEVICE.type == "cpu" else "1")
+    loss_t, sens_t, torch_calls = run("0")
+    assert fused_weight_calls > 0 and torch_calls == 0
+    assert loss_f == pytest.approx(loss_t, rel=1e-5)
+    for a, b in zip(sens_f, sens_t):
+        assert a.size and np.all(b > 0)
+        np.testing.assert_allclose(a, b, rtol=1e-4)
