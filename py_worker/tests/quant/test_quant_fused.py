@@ -247,3 +247,37 @@ def test_the_service_folds_the_fused_sums_into_the_same_sensitivities(monkeypatc
     for a, b in zip(sens_f, sens_t):
         assert a.size and np.all(b > 0)
         np.testing.assert_allclose(a, b, rtol=1e-4)
+
+
+def test_gradients_in_another_layout_than_the_input_are_read_right(fused_path: FusedCalls) -> None:
+    """Autograd may hand backward a contiguous gradient for a channels_last input (and the reverse for weights):
+    the kernels read storage as [M, C] / [C, K], so backward first brings the gradient to the input's layout."""
+    from dmbq_worker.quant.functions import ActQuantSTE, WeightQuantSTE
+    from dmbq_worker.quant.fused_check import _weight_tables
+    from dmbq_worker.quant.levels import MAX_LEVELS
+
+    torch.manual_seed(8)
+    x = torch.randn(2, 6, 4, 4).relu().to(DEVICE).to(memory_format=torch.channels_last)
+    g = torch.randn(2, 6, 4, 4).to(DEVICE)  # contiguous (NCHW)
+    n = torch.full((6,), 3.0, device=DEVICE)
+    fp = torch.zeros(6, dtype=torch.bool, device=DEVICE)
+    lv = torch.zeros(6, MAX_LEVELS, device=DEVICE)
+    th = torch.full((6, MAX_LEVELS - 1), float("inf"), device=DEVICE)
+    clip = torch.tensor([1.0], device=DEVICE)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ActQuantSTE.apply(xa, clip, n, lv, th, fp, n, lv, th, None, None, "uniform", 1, False).backward(g)
+    fused.FusedUniformActQuantSTE.apply(xb, clip, n, fp, n, None, None, False).backward(g)
+    assert xa.grad is not None and xb.grad is not None and torch.equal(xa.grad, xb.grad)
+
+    w = torch.randn(4, 3, 3, 3, device=DEVICE)  # contiguous weight, channels_last gradient
+    gw = torch.randn(4, 3, 3, 3).to(DEVICE).to(memory_format=torch.channels_last)
+    t = _weight_tables([2, 2, 1, 3], DEVICE)
+    bits = torch.tensor([2, 2, 1, 3], dtype=torch.uint8, device=DEVICE)
+    scale = w.abs().mean(dim=(1, 2, 3))
+    args = (scale, t["levels"], t["thresholds"], t["clip_units"], t["fp_mask"])
+    lower = (t["lower_levels"], t["lower_thresholds"])
+    wa, wb = w.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    WeightQuantSTE.apply(wa, *args, *lower, None, None).backward(gw)
+    fused.FusedWeightQuantSTE.apply(wb, *args, bits, *lower, None, None).backward(gw)
+    assert wa.grad is not None and wb.grad is not None and torch.equal(wa.grad, wb.grad)
+    assert fused_path.act == 1 and fused_path.weight == 1
