@@ -35,11 +35,9 @@ class Distiller:
     alpha: float = DEFAULT_ALPHA
     temperature: float = DEFAULT_TEMPERATURE
 
+    """alpha in (0, 1] and temperature > 0: the service checks both, naming the Configure field."""
+
     def __post_init__(self) -> None:
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
-        if not self.temperature > 0.0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
         self.teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)

@@ -10,7 +10,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +143,14 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict({k: state[k] for k in wanted}, strict=False)
 
 
+def _placed_model(req: pb.Configure, model_name: str, num_classes: int, device: torch.device) -> nn.Module:
+    """Configure's model (the student, or its distillation teacher) on `device`, channels_last on CUDA."""
+    model = build_model(model_name, num_classes, width=int(req.model.width), factory=req.model.factory).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
 # ---------------------------------------------------------------- the configured session
 
 
@@ -256,11 +263,8 @@ class TrainingService:
             seed=seed, device=device, channels_last=channels_last,
         ))
         num_classes = int(req.model.num_classes) or data.num_classes
-        model = build_model(model_name, num_classes, width=int(req.model.width), factory=req.model.factory)
+        model = _placed_model(req, model_name, num_classes, device)
         fp_param_bytes = 4 * (sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()))
-        model = model.to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         sample = next(iter(data.eval_batches("test", 2)))[0][:2]
         try:
             was_training = model.training
@@ -331,15 +335,14 @@ class TrainingService:
             raise invalid("distill.temperature", f"must be a positive number, got {d.temperature}")
         if not d.teacher_weights:
             raise invalid("distill.teacher_weights", "a checkpoint of the teacher is required")
-        if not Path(d.teacher_weights).expanduser().is_file():
-            raise invalid("distill.teacher_weights", f"checkpoint {d.teacher_weights} does not exist")
-        teacher = build_model(model_name, num_classes, width=int(req.model.width), factory=req.model.factory).to(device)
-        if device.type == "cuda":
-            teacher = teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        teacher = _placed_model(req, model_name, num_classes, device)
         # converted like the student (its checkpoint's keys are a converted model's), and left in full precision
         convert_model(teacher, example_input=sample)
-        payload = load_checkpoint_file(d.teacher_weights)
-        load_model_weights(teacher, payload["model"], f"distill.teacher_weights {d.teacher_weights}")
+        try:
+            payload = load_checkpoint_file(d.teacher_weights)
+            load_model_weights(teacher, payload["model"], f"checkpoint {d.teacher_weights}")
+        except WorkerError as exc:  # a missing, unreadable or other model's file: name the field that chose it
+            raise invalid("distill.teacher_weights", exc.message) from exc
         return Distiller(teacher, alpha=alpha, temperature=temperature)
 
     # ------------------------------------------------------------ schemes

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from dmbq_worker.engine.service import TrainingService
 from dmbq_worker.proto import dmbq_pb2 as pb
 
 LAPLACE_2BIT_ALPHA = [1.594, 1.0]  # the 2-bit Laplace table of the brief (levels in units of mean|w|)
@@ -70,3 +72,17 @@ def configure_request(
         seed=seed,
         device="cpu",
     )
+
+
+def fp_digits_checkpoint(path: str, steps: int) -> tuple[pb.Configured, dict[str, torch.Tensor]]:
+    """Train the digits CNN in full precision for `steps` steps and save its checkpoint at `path`; returns what
+    Configure answered and the model's weights outside the quantizers (what a quantized run starts from)."""
+    ctx = RecordingContext()
+    fp = TrainingService()
+    cfg = fp.configure(configure_request("digits", train_limit=256, test_limit=64, batch_size=32), ctx)
+    fp.run(pb.Run(steps=steps), ctx)
+    fp.save_checkpoint(pb.SaveCheckpoint(path=path), ctx)
+    assert fp._session is not None
+    weights = {k: v.detach().clone() for k, v in fp._session.model.state_dict().items() if "_quant." not in k}
+    return cfg, weights
+

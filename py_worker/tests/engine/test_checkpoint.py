@@ -14,7 +14,7 @@ from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.quant.levels import MAX_LEVELS
 from dmbq_worker.quant.table_state import ROW_OF_SUFFIX, ROWS_SUFFIX, unpack_table_rows
-from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+from tests.engine.helpers import RecordingContext, configure_request, fp_digits_checkpoint, w2a2_scheme
 
 
 def quantized_digits_service(seed: int = 3) -> tuple[TrainingService, list[pb.LayerInfo]]:
@@ -144,11 +144,7 @@ def test_an_old_form_checkpoint_still_resumes_bit_for_bit(tmp_path: Path) -> Non
 def test_init_weights_starts_a_quantized_run_from_an_fp_checkpoint(tmp_path: Path) -> None:
     ckpt = str(tmp_path / "fp.pt")
     ctx = RecordingContext()
-    fp = TrainingService()
-    cfg = fp.configure(configure_request("digits", train_limit=256, test_limit=64, batch_size=32), ctx)
-    fp.run(pb.Run(steps=4), ctx)
-    fp.save_checkpoint(pb.SaveCheckpoint(path=ckpt), ctx)
-    fp_weights = {k: v for k, v in model_state(fp).items() if "_quant." not in k}
+    cfg, fp_weights = fp_digits_checkpoint(ckpt, steps=4)
 
     req = configure_request("digits", train_limit=256, test_limit=64, batch_size=32, seed=4)
     req.init_weights = ckpt

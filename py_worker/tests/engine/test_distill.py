@@ -13,7 +13,7 @@ from dmbq_worker.engine.distill import distillation_loss
 from dmbq_worker.engine.service import TrainingService
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
-from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+from tests.engine.helpers import RecordingContext, configure_request, fp_digits_checkpoint, w2a2_scheme
 
 
 def test_the_loss_is_the_hard_and_soft_terms_mixed_by_alpha() -> None:
@@ -31,18 +31,9 @@ def test_the_loss_is_the_hard_and_soft_terms_mixed_by_alpha() -> None:
     assert torch.allclose(distillation_loss(t, t, y, 0.5, T), 0.5 * F.cross_entropy(t, y), atol=1e-6)
 
 
-def _fp_checkpoint(tmp_path: Path) -> tuple[str, list[pb.LayerInfo]]:
-    ckpt = str(tmp_path / "fp.pt")
-    ctx = RecordingContext()
-    fp = TrainingService()
-    cfg = fp.configure(configure_request("digits", train_limit=256, test_limit=64, batch_size=32), ctx)
-    fp.run(pb.Run(steps=6), ctx)
-    fp.save_checkpoint(pb.SaveCheckpoint(path=ckpt), ctx)
-    return ckpt, list(cfg.layers)
-
-
 def test_a_quantized_run_distils_from_its_fp_checkpoint(tmp_path: Path) -> None:
-    ckpt, layers = _fp_checkpoint(tmp_path)
+    ckpt = str(tmp_path / "fp.pt")
+    layers = list(fp_digits_checkpoint(ckpt, steps=6)[0].layers)
     ctx = RecordingContext()
 
     def run(alpha: float) -> tuple[TrainingService, float]:
