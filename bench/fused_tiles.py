@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py_worker"))
 
 from dmbq_worker.quant import fused  # noqa: E402
 from dmbq_worker.quant.functions import ActQuantSTE, WeightQuantSTE  # noqa: E402
-from dmbq_worker.quant.fused_check import _weight_tables  # noqa: E402
+from dmbq_worker.quant.fused_check import weight_tables  # noqa: E402
 from dmbq_worker.quant.levels import MAX_LEVELS  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def weight_step(shape: tuple[int, ...], sens: bool, fused_path: bool) -> Callabl
     c = shape[0]
     w = torch.randn(shape, device=dev).to(memory_format=torch.channels_last).requires_grad_(True)
     g = torch.randn(shape, device=dev).to(memory_format=torch.channels_last)
-    t = _weight_tables([2] * c, dev)
+    t = weight_tables([2] * c, dev)
     bits = torch.full((c,), 2, dtype=torch.uint8, device=dev)
     scale = w.detach().abs().mean(dim=(1, 2, 3))
     probe = torch.zeros(c, device=dev, requires_grad=True) if sens else None

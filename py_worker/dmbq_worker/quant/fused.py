@@ -60,10 +60,6 @@ def fused_enabled() -> bool:
     return TRITON_FOUND and _mode() != "0"
 
 
-def _on_kernel_device(t: Tensor) -> bool:
-    return fused_on(t.device)
-
-
 def fused_on(device: torch.device) -> bool:
     """Whether quantizers on `device` may take the fused path (a folding collector is then wanted: see the kernels)."""
     return fused_enabled() and (device.type == "cuda" or (_mode() == "interpret" and device.type == "cpu"))
@@ -71,14 +67,14 @@ def fused_on(device: torch.device) -> bool:
 
 def weight_fusable(weight: Tensor) -> bool:
     """Each output channel's elements one block of storage (contiguous or channels_last)."""
-    if not _on_kernel_device(weight) or weight.dim() < 2 or weight.numel() == 0:
+    if not fused_on(weight.device) or weight.dim() < 2 or weight.numel() == 0:
         return False
     return weight.is_contiguous() or (weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last))
 
 
 def act_fusable(x: Tensor, channel_dim: int) -> bool:
     """Channels innermost in storage: channels_last [N, C, H, W] or contiguous [N, C]."""
-    if not _on_kernel_device(x) or x.numel() == 0:  # an empty batch: no blocks to launch
+    if not fused_on(x.device) or x.numel() == 0:  # an empty batch: no blocks to launch
         return False
     if x.dim() == 4 and channel_dim == 1:
         return x.is_contiguous(memory_format=torch.channels_last)

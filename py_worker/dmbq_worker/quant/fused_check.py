@@ -28,7 +28,8 @@ from dmbq_worker.quant.fused import (
     act_fusable,
     weight_fusable,
 )
-from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS, padded_row, signed_levels, zero_row
+from dmbq_worker.quant.levels import FP_BITS, MAX_BITS, MAX_LEVELS
+from dmbq_worker.quant.scheme import rows_by_width, weight_buffers
 
 SUM_RTOL = 1e-5  # sums in another order (atomics across blocks): float32 rounding only
 
@@ -58,32 +59,15 @@ def _ulps(a: Tensor, b: Tensor) -> float:
     return float(((a.detach().float() - b.detach().float()).abs() / (scale * eps)).max())
 
 
-def _weight_tables(bits: list[int], device: torch.device) -> dict[str, Tensor]:
-    """Level rows as the scheme loader builds them: binary-weighted alphas, one bit lower for the look-ahead."""
-    c = len(bits)
-    levels = torch.zeros(c, MAX_LEVELS)
-    thresholds = torch.full((c, MAX_LEVELS - 1), float("inf"))
-    lower_levels, lower_thresholds = levels.clone(), thresholds.clone()
-    clip_units = torch.zeros(c)
-    for i, b in enumerate(bits):
-        def row(nbits: int) -> tuple[np.ndarray, np.ndarray, float]:
-            if nbits <= 0:
-                lv, th = zero_row()
-                return lv, th, -1.0
-            table = signed_levels(np.array([1.6 * 2.0 ** (-k) for k in range(nbits)]))
-            lv, th = padded_row(table)
-            return lv, th, float(table.max())
-        if b == FP_BITS:
-            clip_units[i] = FP_CLIP
-            continue
-        lv, th, top = row(b)
-        levels[i], thresholds[i], clip_units[i] = torch.from_numpy(lv), torch.from_numpy(th), top
-        lv, th, _ = row(b - 1)
-        lower_levels[i], lower_thresholds[i] = torch.from_numpy(lv), torch.from_numpy(th)
-    fp_mask = torch.tensor([b == FP_BITS for b in bits])
-    tables = dict(levels=levels, thresholds=thresholds, clip_units=clip_units, fp_mask=fp_mask,
-                  lower_levels=lower_levels, lower_thresholds=lower_thresholds)
-    return {k: v.to(device) for k, v in tables.items()}
+def weight_tables(bits: list[int], device: torch.device) -> dict[str, Tensor]:
+    """A weight quantizer's buffers for per-channel `bits`, built as apply_scheme builds them (scheme.weight_buffers)
+    from binary-weighted alpha tables of 1..8 bits."""
+    alphas = {b: np.array([1.6 * 2.0 ** (-k) for k in range(b)]) for b in range(1, MAX_BITS + 1)}
+    wbits = np.asarray(bits, dtype=np.uint8)
+    lv, th, clip, llv, lth, _ = weight_buffers(wbits, rows_by_width(alphas, {}, True))
+    arrays = dict(levels=lv, thresholds=th, clip_units=clip, fp_mask=wbits == FP_BITS, lower_levels=llv,
+                  lower_thresholds=lth)
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in arrays.items()}
 
 
 def _probes(c: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -98,7 +82,7 @@ def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, 
     w = w.to(device)
     c = shape[0]
     bits = [[0, 1, 2, 3, 4, 8, FP_BITS][i % 7] for i in range(c)]
-    t = _weight_tables(bits, device)
+    t = weight_tables(bits, device)
     scale = w.detach().reshape(c, -1).float().abs().mean(dim=1)
     args = (scale, t["levels"], t["thresholds"], t["clip_units"], t["fp_mask"], t["lower_levels"],
             t["lower_thresholds"])

@@ -167,7 +167,7 @@ def _validate_values(scheme: SchemeConfig) -> None:
 Row = tuple[np.ndarray, np.ndarray]
 
 
-def _rows_by_width(
+def rows_by_width(
     shared: dict[int, np.ndarray], override: dict[int, np.ndarray], signed: bool
 ) -> dict[int, Row]:
     rows: dict[int, Row] = {}
@@ -201,6 +201,18 @@ def _gather_rows(
         out_levels[mask] = row[0]
         out_thr[mask] = row[1]
     return out_levels, out_thr, complete
+
+
+def weight_buffers(
+    bits: np.ndarray, rows: dict[int, Row]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """What WeightQuantizer.load_rows_ takes for per-channel `bits`: levels, thresholds, clip units (the row's top
+    level; +inf for FP, -1 for pruned channels), the rows one bit lower, and whether every lower row existed."""
+    lv, th, _ = _gather_rows(bits, rows, lower=False)
+    llv, lth, lower_ok = _gather_rows(bits, rows, lower=True)
+    top = lv[:, -1].astype(np.float32)  # rows are padded with their top level
+    clip = np.where(bits == FP_BITS, FP_CLIP, np.where(bits == 0, PRUNED_CLIP, top)).astype(np.float32)
+    return lv, th, clip, llv, lth, lower_ok
 
 
 def _missing_width(bits: np.ndarray, rows: dict[int, Row]) -> int | None:
@@ -256,14 +268,14 @@ def apply_scheme(layers: Sequence[QuantLayerRef], scheme: SchemeConfig) -> int:
                         f"layer {ref.name!r} has {c_in} input channels, got {abits.size} bit-widths",
                     )
             mode = cfg.act_mode
-        w_rows = _rows_by_width(scheme.weight_tables, scheme.layer_weight_tables.get(ref.name, {}), True)
+        w_rows = rows_by_width(scheme.weight_tables, scheme.layer_weight_tables.get(ref.name, {}), True)
         missing = _missing_width(wbits, w_rows)
         if missing is not None:
             raise invalid(
                 f"scheme.weight_tables[bits={missing}]",
                 f"no {missing}-bit weight table, used by layer {ref.name!r}",
             )
-        a_rows = _rows_by_width(scheme.act_tables, scheme.layer_act_tables.get(ref.name, {}), False)
+        a_rows = rows_by_width(scheme.act_tables, scheme.layer_act_tables.get(ref.name, {}), False)
         if mode == "table":
             missing = _missing_width(abits, a_rows)
             if missing is not None:
@@ -277,10 +289,7 @@ def apply_scheme(layers: Sequence[QuantLayerRef], scheme: SchemeConfig) -> int:
     for ref, wbits, w_rows, abits, a_rows, mode in plans:
         m = ref.module
         wq, aq = m.weight_quant, m.act_quant
-        lv, th, _ = _gather_rows(wbits, w_rows, lower=False)
-        llv, lth, lower_ok = _gather_rows(wbits, w_rows, lower=True)
-        top = lv[:, -1].astype(np.float32)  # rows are padded with their top level
-        clip = np.where(wbits == FP_BITS, FP_CLIP, np.where(wbits == 0, PRUNED_CLIP, top)).astype(np.float32)
+        lv, th, clip, llv, lth, lower_ok = weight_buffers(wbits, w_rows)
         was_fp = bool((wq.bits == FP_BITS).all().item())
         wq.load_rows_(wbits, lv, th, clip, llv, lth, lower_available=lower_ok)
         if was_fp and not wq.all_full_precision:

@@ -253,7 +253,7 @@ def test_gradients_in_another_layout_than_the_input_are_read_right(fused_path: F
     """Autograd may hand backward a contiguous gradient for a channels_last input (and the reverse for weights):
     the kernels read storage as [M, C] / [C, K], so backward first brings the gradient to the input's layout."""
     from dmbq_worker.quant.functions import ActQuantSTE, WeightQuantSTE
-    from dmbq_worker.quant.fused_check import _weight_tables
+    from dmbq_worker.quant.fused_check import weight_tables
     from dmbq_worker.quant.levels import MAX_LEVELS
 
     torch.manual_seed(8)
@@ -271,7 +271,7 @@ def test_gradients_in_another_layout_than_the_input_are_read_right(fused_path: F
 
     w = torch.randn(4, 3, 3, 3, device=DEVICE)  # contiguous weight, channels_last gradient
     gw = torch.randn(4, 3, 3, 3).to(DEVICE).to(memory_format=torch.channels_last)
-    t = _weight_tables([2, 2, 1, 3], DEVICE)
+    t = weight_tables([2, 2, 1, 3], DEVICE)
     bits = torch.tensor([2, 2, 1, 3], dtype=torch.uint8, device=DEVICE)
     scale = w.abs().mean(dim=(1, 2, 3))
     args = (scale, t["levels"], t["thresholds"], t["clip_units"], t["fp_mask"])
