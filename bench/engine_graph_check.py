@@ -4,7 +4,9 @@
 
 Two services from the same seed train ResNet-20 at W2/A2 (mixed 1..4 bits) with sensitivities and look-ahead
 on for `steps` steps in two Run requests (the second re-uses the captured graph and its zeroed sensitivity sums),
-one eager and one with the captured step, fp32. Prints the losses, the largest relative difference of the
+one eager and one with the captured step, fp32. Between the two requests the scheme moves bits between channels
+(another draw of the same mixed scheme, as LBA does each epoch): the captured step is kept (the graph count says
+so) and must train under the new bits, or the second request's losses and sums part from eager's. Prints the losses, the largest relative difference of the
 parameters, and of the summed sensitivities. cuDNN picks algorithms per run, so expect rounding-level differences
 that grow with the steps, not equality.
 """
@@ -39,7 +41,9 @@ def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str,
     svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), "mixed", "mixed", seed=1)), ctx)
     losses: list[float] = []
     sens: dict[str, np.ndarray] = {}
-    for _ in range(2):
+    for request in range(2):
+        if request == 1:  # LBA's move: same quantizer paths, other bits: copied into the buffers the graph reads
+            svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), "mixed", "mixed", seed=2)), ctx)
         out = svc.run(pb.Run(steps=args.steps // 2, sensitivity=True, lookahead=True), ctx)
         assert isinstance(out, pb.EpochResult)
         losses.append(out.train_loss)
@@ -47,7 +51,8 @@ def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str,
                 for s in out.layers}
     assert svc._session is not None
     params = {k: v.detach().float().cpu() for k, v in svc._session.model.named_parameters()}
-    return losses, params, sens, svc._session.trainer.step_mode
+    trainer = svc._session.trainer
+    return losses, params, sens, f"{trainer.step_mode}, {trainer.captures} graph(s) captured"
 
 
 def main() -> None:

@@ -11,6 +11,9 @@
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
+//        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
+//                                       e.g. r20-w2a2-cp=r20-w2a32-cp: weights first, then activations; it is still
+//                                       compared with, and distils from, the FP run)
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
 //
@@ -196,6 +199,8 @@ export interface Options {
   timingRamp: number;
   /** `--kd ALPHA[,T]`: quantized rows distil from their FP run (ExperimentConfig.distill). */
   kd?: { alpha: number; temperature: number };
+  /** `--start-from ROW=FROM`: quantized rows that start from another quantized row's run (same runs folder). */
+  startFrom: Map<string, string>;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -231,6 +236,7 @@ export function parseOptions(argv: string[]): Options {
       "timing-epochs": { type: "string", default: "4" },
       "timing-ramp": { type: "string", default: "1" },
       kd: { type: "string" },
+      "start-from": { type: "string", default: "" },
     },
   });
   const num = (flag: string, raw: string | undefined, check: (v: number) => boolean, what: string): number => {
@@ -262,6 +268,7 @@ export function parseOptions(argv: string[]): Options {
     const [a, t] = values.kd.split(",");
     kd = { alpha: fraction("kd", a), temperature: t === undefined ? 4 : num("kd", t, (v) => v > 0, "ALPHA,T with T > 0") };
   }
+  const startFrom = parseStartFrom(values["start-from"]!);
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -292,7 +299,33 @@ export function parseOptions(argv: string[]): Options {
     timingEpochs: int("timing-epochs", values["timing-epochs"], 2),
     timingRamp: fraction("timing-ramp", values["timing-ramp"]),
     ...(kd ? { kd } : {}),
+    startFrom,
   };
+}
+
+/** `--start-from ROW=FROM,...`: both quantized rows of one model, each ROW once, no cycle. */
+export function parseStartFrom(raw: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [to, from, extra] = pair.split("=").map((p) => p.trim());
+    if (!to || !from || extra !== undefined) throw new Error(`--start-from: ${JSON.stringify(pair)} is not ROW=FROM`);
+    for (const id of [to, from]) {
+      const row = ROWS.find((r) => r.id === id);
+      if (!row) throw new Error(`--start-from: unknown row ${id}; known: ${ROWS.map((r) => r.id).join(", ")}`);
+      if (!row.quant) throw new Error(`--start-from: ${id} is a full-precision row; quantized rows start from it anyway`);
+    }
+    if (rowById(to).model !== rowById(from).model) throw new Error(`--start-from: ${to} and ${from} are rows of different models`);
+    if (out.has(to)) throw new Error(`--start-from: ${to} is given twice`);
+    out.set(to, from);
+  }
+  for (const start of out.keys()) {
+    const seen = new Set([start]);
+    for (let at = out.get(start); at !== undefined; at = out.get(at)) {
+      if (seen.has(at)) throw new Error(`--start-from: ${start} starts from itself through ${[...seen].join(" <- ")}`);
+      seen.add(at);
+    }
+  }
+  return out;
 }
 
 const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
@@ -308,7 +341,8 @@ export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">,
 
 export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runsDir, name = row.id, epochs = epochsOf(o, row), lba = o.lba): ExperimentConfig {
   const fp = !row.quant;
-  const fromRun = join(o.fpFrom, fpRowOf(row));
+  const from = o.startFrom.get(row.id);
+  const fromRun = from ? join(o.runsDir, from) : join(o.fpFrom, fpRowOf(row));
   return {
     name,
     runsDir,
@@ -335,7 +369,9 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
 
 /** The command that reproduces one row (its FP run first, when that is missing). */
 function rowCommand(o: Options, row: Row): string {
-  const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${row.id}`,
+  const chain: string[] = [row.id];
+  for (let at = o.startFrom.get(row.id); at !== undefined; at = o.startFrom.get(at)) chain.unshift(at);
+  const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${chain.join(",")}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`];
   if (row.quant) parts.push(`--lr-q ${lrQOf(o, row)}`);
   if (o.vggEpochs) parts.push(`--vgg-epochs ${o.vggEpochs.fp},${o.vggEpochs.q}`);
@@ -349,6 +385,7 @@ function rowCommand(o: Options, row: Row): string {
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
   if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
   if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);
+  if (chain.length > 1) parts.push(`--start-from ${chain.slice(1).map((id, i) => `${id}=${chain[i]}`).join(",")}`);
   return parts.join(" ");
 }
 
@@ -442,7 +479,23 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
  * The jobs for the selected rows: every FP run they need first (also one not selected but missing), then the rest.
  * With `--fp-from` (another seed's rows from the same FP runs, say) the FP runs must be finished there: none is run.
  */
-export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpochs" | "qEpochs" | "vggEpochs">): Job[] {
+export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpochs" | "qEpochs" | "vggEpochs"> & Partial<Pick<Options, "startFrom">>): Job[] {
+  // A row started from another quantized row waits for it: selected, or finished earlier in the runs folder.
+  const startFrom = o.startFrom ?? new Map<string, string>();
+  const selected = new Set(o.rows.map((r) => r.id));
+  for (const r of o.rows) {
+    const from = startFrom.get(r.id);
+    if (from !== undefined && !selected.has(from) && !finishedResult(join(o.runsDir, from), epochsOf(o, rowById(from)))) {
+      throw new Error(`--start-from: ${r.id} starts from ${from}, which is neither in --rows nor finished in ${o.runsDir}`);
+    }
+  }
+  const depth = (id: string): number => (startFrom.has(id) ? 1 + depth(startFrom.get(id)!) : 0);
+  const quantJobs = (after: (r: Row) => string | undefined): Job[] =>
+    o.rows.filter((r) => r.quant).map((r, i) => ({ r, i })).sort((a, b) => depth(a.r.id) - depth(b.r.id) || a.i - b.i)
+      .map(({ r }) => {
+        const dep = startFrom.get(r.id) ?? after(r);
+        return dep === undefined ? { id: r.id } : { id: r.id, after: dep };
+      });
   if (o.fpFrom !== o.runsDir) {
     const fpSelected = o.rows.filter((r) => !r.quant).map((r) => r.id);
     if (fpSelected.length) throw new Error(`--fp-from: FP runs are taken from ${o.fpFrom}; do not also select ${fpSelected.join(", ")} in --rows`);
@@ -450,7 +503,7 @@ export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpoc
       const epochs = epochsOf(o, rowById(fp));
       if (!finishedResult(join(o.fpFrom, fp), epochs)) throw new Error(`--fp-from: ${join(o.fpFrom, fp)} holds no finished ${epochs}-epoch run (result.json)`);
     }
-    return o.rows.map((r) => ({ id: r.id }));
+    return quantJobs(() => undefined);
   }
   const fpIds = new Set(o.rows.filter((r) => !r.quant).map((r) => r.id));
   for (const r of o.rows) {
@@ -462,7 +515,7 @@ export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpoc
     }
   }
   const fps = ROWS.filter((r) => fpIds.has(r.id)).map((r) => ({ id: r.id }));
-  return [...fps, ...o.rows.filter((r) => r.quant).map((r) => ({ id: r.id, after: fpRowOf(r) }))];
+  return [...fps, ...quantJobs(fpRowOf)];
 }
 
 interface SummaryRow {

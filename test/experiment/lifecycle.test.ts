@@ -55,6 +55,13 @@ describe("experiment lifecycle (real worker, digits)", function () {
     const more = await Experiment.resume(kd.dir, { epochs: 3 });
     await more.result;
     assert.deepEqual(metrics(kd.dir).map((r) => r.epoch), [1, 2, 3]);
+    // a run that goes on from the quantized one is still compared with (and distils from) the FP run at the root
+    const fpTop1 = (JSON.parse(readFileSync(join(fp.dir, "result.json"), "utf8")) as RunResult).top1;
+    const chained = await Experiment.start({ ...base, name: "kd-chain", dataset, epochs: 1, quant: { weightBits: 1, actBits: 2, granularity: "CP" },
+      init: { fromRun: kd.dir }, distill: { alpha: 0.5 } });
+    const c = await chained.result;
+    assert.equal(c.fpRunDir, fp.dir);
+    assert.equal(c.fpTop1, fpTop1);
   });
 
   it("a non-finite loss stops the run naming epoch and step, keeps the last good checkpoint, and resume continues with a changed config", async () => {

@@ -44,10 +44,12 @@ export interface ExperimentConfig {
   schedule?: { kind?: "cosine" | "step" | "constant"; milestones?: number[]; gamma?: number; warmupEpochs?: number };
   /** Absent: full precision. */
   quant?: QuantConfig;
-  /** Start from the final weights of another run (typically the full-precision one). */
+  /** Start from the final weights of another run: the full-precision one, or a quantized run to go on from (W2/A32
+   *  before W2/A2, say; its learned clips and bits are not taken). The run is compared with, and by default distils
+   *  from, the full-precision run at the root of that chain. */
   init?: { fromRun?: string; checkpoint?: string };
   /** Knowledge distillation from a frozen full-precision teacher of the same model: loss = (1 − alpha)·CE +
-   *  alpha·T²·KL(teacher ‖ student) at temperature T. The teacher defaults to `init` (the FP run it starts from). */
+   *  alpha·T²·KL(teacher ‖ student) at temperature T. The teacher defaults to `init`'s full-precision run. */
   distill?: { alpha?: number; temperature?: number; teacher?: { fromRun?: string; checkpoint?: string } };
   device?: string;
   precision?: "fp32" | "bf16";

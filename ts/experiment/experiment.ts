@@ -89,12 +89,30 @@ function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefi
   };
 }
 
-/** The teacher's checkpoint of `distill`: its own, else the run's `init` (also on resume, unlike the init). */
+/**
+ * The full-precision run at the root of `runDir`'s init chain: the run itself when it trained in full precision,
+ * else the one its own result names (a W2/A2 run started from a W2/A32 run that started from FP: that FP run).
+ * Undefined for a quantized run that started from no run.
+ */
+export function fpRunOf(runDir: string, field = "init.fromRun"): string | undefined {
+  const c = join(runDir, "config.json");
+  if (!existsSync(c) || !readJson<ExperimentConfig>(c, field).quant) return resolve(runDir); // a folder of checkpoints only: as before, its own FP run
+  const p = join(runDir, "result.json");
+  const from = existsSync(p) ? readJson<RunResult>(p, field).fpRunDir : undefined;
+  return from ? resolve(from) : undefined;
+}
+
+/** The teacher's checkpoint of `distill`: its own, else the FP run of the run's `init` (also on resume, unlike the init). */
 function teacherCheckpoint(cfg: ExperimentConfig): string {
   if (!cfg.distill) return "";
-  const from = cfg.distill.teacher ?? cfg.init ?? {};
-  if (from.checkpoint) return resolve(from.checkpoint);
-  if (from.fromRun) return checkpointOfRun(from.fromRun, cfg.distill.teacher ? "distill.teacher.fromRun" : "init.fromRun");
+  if (cfg.distill.teacher?.checkpoint) return resolve(cfg.distill.teacher.checkpoint);
+  if (cfg.distill.teacher?.fromRun) return checkpointOfRun(cfg.distill.teacher.fromRun, "distill.teacher.fromRun");
+  if (cfg.init?.checkpoint) return resolve(cfg.init.checkpoint);
+  if (cfg.init?.fromRun) {
+    const fp = fpRunOf(cfg.init.fromRun);
+    if (!fp) throw new Error(`distill.teacher: init.fromRun ${cfg.init.fromRun} is a quantized run with no full-precision run behind it: give distill.teacher`);
+    return checkpointOfRun(fp, "init.fromRun");
+  }
   throw new Error("distill.teacher: no teacher: give distill.teacher.fromRun or .checkpoint, or an init to distil from");
 }
 
@@ -399,11 +417,16 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     this.checkpointFiles = this.folder.commitCheckpoint(index, this.config.keepCheckpoints ?? 2, this.checkpointFiles);
   }
 
-  private fpTop1(): number | undefined {
+  /** The FP run this one is compared with: the root of its init chain (fpRunOf). */
+  private fpRun(): string | undefined {
     const from = this.config.init?.fromRun;
-    if (!from) return undefined;
-    const p = join(from, "result.json");
-    return existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined;
+    return from ? fpRunOf(from) : undefined;
+  }
+
+  private fpTop1(): number | undefined {
+    const fp = this.fpRun();
+    const p = fp && join(fp, "result.json");
+    return p && existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined;
   }
 
   private async finish(fpTop1: number | undefined): Promise<RunResult> {
@@ -415,6 +438,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const usedAlphas = [...used].reduce((n, b) => n + b, 0);
     const size = deployedSize(this.configured!, this.policy, { alphas: usedAlphas });
     const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
+    const fpRunDir = this.fpRun();
     const result: RunResult = {
       name: this.config.name, model: modelName(this.config), dataset: this.config.dataset.name,
       top1: last ? last.testAccuracy * 100 : Number.NaN,
@@ -425,7 +449,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       epochTimeS: times.length ? times[Math.floor(times.length / 2)]! : 0,
       device: this.worker?.hello.capabilities?.deviceName ? `${this.worker.hello.capabilities.deviceKind}: ${this.worker.hello.capabilities.deviceName}` : "unknown",
       startedAt: this.startedAt, finishedAt: new Date().toISOString(),
-      ...(this.config.init?.fromRun ? { fpRunDir: resolve(this.config.init.fromRun) } : {}),
+      ...(fpRunDir ? { fpRunDir } : {}),
     };
     if (!this.stopping) {
       this.folder.writeResult(result);

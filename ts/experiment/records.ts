@@ -84,7 +84,7 @@ export interface RunResult {
   device: string;
   startedAt: string;
   finishedAt: string;
-  fpRunDir?: string; // the run this one was initialised from
+  fpRunDir?: string; // the full-precision run this one is compared with: the root of its init chain
   modelFile?: string; // the exported model (model.dmbq in the run folder); sizeMb is its byte size
   sizeBreakdown?: { bitPlaneBytes: number; tablesAndScalesBytes: number; fullPrecisionBytes: number; headerBytes: number };
   exportError?: string; // why the export failed, when it did (sizeMb is then the counted estimate)

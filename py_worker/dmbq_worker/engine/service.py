@@ -44,6 +44,7 @@ from dmbq_worker.quant import (
     stats_to_proto,
 )
 from dmbq_worker.quant.fused import fused_on
+from dmbq_worker.quant.scheme import quantizer_switches
 from dmbq_worker.server.context import RequestContext
 
 DEFAULT_MODEL_FOR_DATASET = {"digits": "digits_cnn", "cifar10": "resnet20", "synthetic": "resnet20",
@@ -364,9 +365,13 @@ class TrainingService:
         for i, ls in enumerate(scheme.layers):
             if ls.name not in known:
                 raise invalid(f"scheme.layers[{i}].name", f"no quantizable layer '{ls.name}' in this model")
+        before = quantizer_switches(session.refs)
         count = apply_scheme(session.refs, cfg)
         session.scheme_bytes = scheme.SerializeToString()
-        session.trainer.invalidate_graph()  # the captured step bakes in which quantizers run
+        # The captured step bakes in which quantizer paths run, not the bits and tables (copied into the same
+        # buffers): keep it when no switch moved, so LBA's per-epoch bit moves do not pay a re-capture each time.
+        if quantizer_switches(session.refs) != before:
+            session.trainer.invalidate_graph()
         return count
 
     def update_scheme(self, req: pb.UpdateScheme, ctx: RequestContext) -> pb.SchemeApplied:

@@ -131,6 +131,7 @@ class Trainer:
         self._eager_reason = "eager"  # why steps run eagerly when not captured (a failed capture says why)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_warm = 0
+        self.captures = 0  # graphs captured so far (a scheme change that keeps the step does not add one)
         self._static_x: torch.Tensor | None = None
         self._static_y: torch.Tensor | None = None
         self.optimizer.set_lr(self.current_lr)
@@ -268,6 +269,7 @@ class Trainer:
             torch.cuda.synchronize(self.device)
             return
         self._graph = graph
+        self.captures += 1
 
     # ------------------------------------------------------------ requests
 

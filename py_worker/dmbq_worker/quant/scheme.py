@@ -222,6 +222,20 @@ def _missing_width(bits: np.ndarray, rows: dict[int, Row]) -> int | None:
     return None
 
 
+def quantizer_switches(layers: Sequence[QuantLayerRef]) -> tuple[object, ...]:
+    """The quantizers' Python-side switches (mode, all-FP, look-ahead available, ...): what a captured step bakes in.
+
+    apply_scheme copies tables and bits into the same buffers, so a captured CUDA graph stays valid across a scheme
+    change that leaves these equal (LBA moving bits between channels, epoch after epoch). Read generically from the
+    quantizers' plain attributes, so a switch added later is covered without listing it here.
+    """
+    def plain(module: object) -> tuple[tuple[str, object], ...]:
+        return tuple(sorted((k, v) for k, v in vars(module).items()
+                            if not k.startswith("_") and isinstance(v, (bool, int, float, str))))
+
+    return tuple((ref.name, plain(ref.module.weight_quant), plain(ref.module.act_quant)) for ref in layers)
+
+
 def apply_scheme(layers: Sequence[QuantLayerRef], scheme: SchemeConfig) -> int:
     """Validate `scheme` against the model, then copy it into the layers' buffers in place.
 

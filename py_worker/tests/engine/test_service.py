@@ -180,3 +180,29 @@ def test_epoch_results_say_how_the_steps_ran() -> None:
     trainer._use_graph = False
     trainer._eager_reason = "eager (capture failed: RuntimeError: x)"
     assert svc.run(pb.Run(steps=1), RecordingContext()).step_mode == "eager (capture failed: RuntimeError: x)"
+
+
+def test_a_scheme_change_keeps_the_captured_step_unless_a_quantizer_switch_moves() -> None:
+    svc, ctx = TrainingService(), RecordingContext()
+    cfg = svc.configure(small_digits(), ctx)
+    assert svc._session is not None
+    trainer = svc._session.trainer
+    dropped: list[int] = []
+    real_invalidate = trainer.invalidate_graph
+    trainer.invalidate_graph = lambda: (dropped.append(1), real_invalidate())[1]  # type: ignore[method-assign]
+    scheme = w2a2_scheme(list(cfg.layers))
+    svc.update_scheme(pb.UpdateScheme(scheme=scheme), ctx)  # FP -> quantized: a switch moved
+    assert len(dropped) == 1
+    # LBA's move: some channels of a body layer from 2 to 1 bit (and back is the same): same buffers, same paths
+    body = cfg.layers[1]
+    moved = pb.QuantScheme()
+    moved.CopyFrom(scheme)
+    moved.layers[1].weight_bits_u8 = bytes([1, 2] * body.out_channels)[: body.out_channels]
+    svc.update_scheme(pb.UpdateScheme(scheme=moved), ctx)
+    assert len(dropped) == 1
+    w = svc._session.model.get_submodule(body.name).weight_quant
+    assert w.bits[:2].tolist() == [1, 2]  # ...and the buffers the captured step reads did take the new bits
+    # a whole layer back to full precision changes which path its quantizer runs: the step is captured again
+    del moved.layers[1]
+    svc.update_scheme(pb.UpdateScheme(scheme=moved), ctx)
+    assert len(dropped) == 2
