@@ -24,19 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "py_worker"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from engine_gpu import Ctx, scheme_for  # noqa: E402
+from engine_gpu import scheme_for  # noqa: E402
 
 from dmbq_worker.engine.service import TrainingService  # noqa: E402
 from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
+from dmbq_worker.server.context import NullContext  # noqa: E402
 
 
 def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str, torch.Tensor], dict[str, np.ndarray], str]:
-    svc, ctx = TrainingService(cuda_graph=graph), Ctx()
+    svc, ctx = TrainingService(cuda_graph=graph), NullContext()
     name = "cifar10" if args.data else "synthetic"
     cfg = svc.configure(pb.Configure(
         model=pb.ModelSpec(name="resnet20"),
         dataset=pb.DatasetSpec(name=name, path=args.data, batch_size=128, augment=True, train_limit=10240),
-        schedule=pb.ScheduleSpec(epochs=2), seed=0, device="cuda", precision="fp32",
+        schedule=pb.ScheduleSpec(epochs=2), seed=0, device=args.device, precision="fp32",
     ), ctx)
     svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), "mixed", "mixed", seed=1)), ctx)
     losses: list[float] = []
@@ -59,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="")
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--device", default="cuda", help="cpu runs both eagerly: a smoke test of the script only")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = False
     eager = train(False, args)

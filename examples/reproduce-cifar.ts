@@ -38,6 +38,8 @@ export interface Row {
   /** The row's fine-tuning LR when `--lr-q` is not given (default DEFAULT_LR_Q): the best of an LR sweep on the
    *  H100 (docs/RESULTS.md, "LR sweep"); 2- and 1-bit rows gained from a higher LR than 4-bit. */
   lrQ?: number;
+  /** A step for `--start-from` (W2/A4 between W2/A32 and W2/A2), not a row of the table: run only when named. */
+  step?: true;
 }
 
 /** The fine-tuning LR of a quantized row without its own (`Row.lrQ`) or a `--lr-q`. */
@@ -61,6 +63,8 @@ export const ROWS: Row[] = [
   { id: "r20-w2a32-gp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "GP" } },
   { id: "r20-w2a32-lp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "LP" } },
   { id: "r20-w2a2-cp-empirical", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP", levels: "empirical" } },
+  // steps for --start-from
+  { id: "r20-w2a4-cp", model: "resnet20", quant: { weightBits: 2, actBits: 4, granularity: "CP" }, lrQ: 0.08, step: true },
 ];
 
 /** The FP row a quantized row starts from. */
@@ -247,7 +251,7 @@ export function parseOptions(argv: string[]): Options {
   const int = (flag: string, raw: string | undefined, min: number): number =>
     num(flag, raw, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
   const fraction = (flag: string, raw: string | undefined): number => num(flag, raw, (v) => v > 0 && v <= 1, "a number in (0, 1]");
-  const wanted = values.rows ? values.rows.split(",").map((s) => s.trim()).filter(Boolean) : ROWS.map((r) => r.id);
+  const wanted = values.rows ? values.rows.split(",").map((s) => s.trim()).filter(Boolean) : ROWS.filter((r) => !r.step).map((r) => r.id);
   const unknown = wanted.filter((id) => !ROWS.some((r) => r.id === id));
   if (unknown.length) throw new Error(`--rows: unknown rows ${unknown.join(", ")}; known: ${ROWS.map((r) => r.id).join(", ")}`);
   const devices = values.devices!.split(",").map((s) => s.trim());

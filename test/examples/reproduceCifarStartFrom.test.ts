@@ -57,4 +57,10 @@ describe("reproduce-cifar: --start-from", () => {
     assert.equal(w2a2!.init?.fromRun, join(root, "runs", "r20-w2a32-cp"));
     assert.deepEqual(w2a2!.distill, { alpha: 0.5, temperature: 4 }); // the teacher: the FP run behind the init (fpRunOf)
   });
+
+  it("runs a step row (W2/A4) only when named", () => {
+    mkdirSync(join(root, "data"));
+    assert.ok(!parseOptions(["--data", join(root, "data")]).rows.some((r) => r.id === "r20-w2a4-cp"));
+    assert.deepEqual(parseOptions(["--data", join(root, "data"), "--rows", "r20-w2a4-cp"]).rows.map((r) => r.id), ["r20-w2a4-cp"]);
+  });
 });
