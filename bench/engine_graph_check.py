@@ -6,7 +6,8 @@ Two services from the same seed train ResNet-20 at W2/A2 (mixed 1..4 bits) with 
 on for `steps` steps in two Run requests (the second re-uses the captured graph and its zeroed sensitivity sums),
 one eager and one with the captured step, fp32. Between the two requests the scheme moves bits between channels
 (another draw of the same mixed scheme, as LBA does each epoch): the captured step is kept (the graph count says
-so) and must train under the new bits, or the second request's losses and sums part from eager's. Prints the losses, the largest relative difference of the
+so) and must train under the new bits, or the second request's losses and sums part from eager's. The fused
+kernels add their per-channel sums with atomics, in no fixed order: compare with DMBQ_FUSED_QUANT=0 for equality. Prints the losses, the largest relative difference of the
 parameters, and of the summed sensitivities. cuDNN picks algorithms per run, so expect rounding-level differences
 that grow with the steps, not equality.
 """
@@ -43,9 +44,9 @@ def train(graph: bool, args: argparse.Namespace) -> tuple[list[float], dict[str,
     losses: list[float] = []
     sens: dict[str, np.ndarray] = {}
     for request in range(2):
-        if request == 1:  # LBA's move: same quantizer paths, other bits: copied into the buffers the graph reads
+        if request == 1 and not args.keep_scheme:  # LBA's move: same quantizer paths, other bits: copied into the buffers the graph reads
             svc.update_scheme(pb.UpdateScheme(scheme=scheme_for(list(cfg.layers), "mixed", "mixed", seed=2)), ctx)
-        out = svc.run(pb.Run(steps=args.steps // 2, sensitivity=True, lookahead=True), ctx)
+        out = svc.run(pb.Run(steps=args.steps // 2, sensitivity=args.collect != "none", lookahead=args.collect == "all"), ctx)
         assert isinstance(out, pb.EpochResult)
         losses.append(out.train_loss)
         sens = {s.name: np.frombuffer(s.weight_sensitivity_f32 + s.act_sensitivity_f32, dtype="<f4")
@@ -60,6 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="")
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--collect", choices=("all", "sensitivity", "none"), default="all",
+                        help="what the runs collect: sensitivities and look-ahead (default), sensitivities, nothing")
+    parser.add_argument("--keep-scheme", action="store_true", help="no scheme change between the requests (a control)")
     parser.add_argument("--device", default="cuda", help="cpu runs both eagerly: a smoke test of the script only")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = False

@@ -372,12 +372,13 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
 }
 
 /** The command that reproduces one row (its FP run first, when that is missing). */
-function rowCommand(o: Options, row: Row): string {
+export function rowCommand(o: Options, row: Row): string {
   const chain: string[] = [row.id];
   for (let at = o.startFrom.get(row.id); at !== undefined; at = o.startFrom.get(at)) chain.unshift(at);
   const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${chain.join(",")}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`];
-  if (row.quant) parts.push(`--lr-q ${lrQOf(o, row)}`);
+  // a chain keeps each row's own LR (Row.lrQ): one --lr-q would give its LR to the rows it starts from too
+  if (row.quant && (chain.length === 1 || o.lrQ !== undefined)) parts.push(`--lr-q ${lrQOf(o, row)}`);
   if (o.vggEpochs) parts.push(`--vgg-epochs ${o.vggEpochs.fp},${o.vggEpochs.q}`);
   if (o.fpFrom !== o.runsDir) parts.push(`--fp-from ${o.fpFrom}`);
   if (o.wdQ !== 1e-4) parts.push(`--wd-q ${o.wdQ}`);

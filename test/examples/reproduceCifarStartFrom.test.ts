@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROWS, parseOptions, parseStartFrom, rowConfig, rowJobs } from "../../examples/reproduce-cifar.js";
+import { ROWS, parseOptions, parseStartFrom, rowCommand, rowConfig, rowJobs } from "../../examples/reproduce-cifar.js";
 
 const rows = (...ids: string[]) => ROWS.filter((r) => ids.includes(r.id));
 
@@ -56,6 +56,17 @@ describe("reproduce-cifar: --start-from", () => {
     assert.equal(w2a32!.init?.fromRun, join(root, "runs", "r20-fp"));
     assert.equal(w2a2!.init?.fromRun, join(root, "runs", "r20-w2a32-cp"));
     assert.deepEqual(w2a2!.distill, { alpha: 0.5, temperature: 4 }); // the teacher: the FP run behind the init (fpRunOf)
+  });
+
+  it("gives each row's command its whole chain, each row at its own LR", () => {
+    mkdirSync(join(root, "data"));
+    const args = ["--data", join(root, "data"), "--rows", "r20-w2a32-cp,r20-w2a2-cp,r20-w4a4-gp", "--start-from", "r20-w2a2-cp=r20-w2a32-cp"];
+    const o = parseOptions(args);
+    const cmd = (id: string): string => rowCommand(o, o.rows.find((r) => r.id === id)!);
+    assert.match(cmd("r20-w2a2-cp"), /--rows r20-w2a32-cp,r20-w2a2-cp .*--start-from r20-w2a2-cp=r20-w2a32-cp$/);
+    assert.doesNotMatch(cmd("r20-w2a2-cp"), /--lr-q/); // W2/A32 at 0.04, W2/A2 at 0.08: their own
+    assert.match(cmd("r20-w4a4-gp"), /--rows r20-w4a4-gp .*--lr-q 0\.02/);
+    assert.match(rowCommand(parseOptions([...args, "--lr-q", "0.03"]), o.rows[1]!), /--lr-q 0\.03/);
   });
 
   it("runs a step row (W2/A4) only when named", () => {

@@ -370,7 +370,10 @@ class TrainingService:
         session.scheme_bytes = scheme.SerializeToString()
         # The captured step bakes in which quantizer paths run, not the bits and tables (copied into the same
         # buffers): keep it when no switch moved, so LBA's per-epoch bit moves do not pay a re-capture each time.
-        if quantizer_switches(session.refs) != before:
+        # Not with the look-ahead on the fused kernels: there the kept step trained apart from eager after a bit
+        # move on an H100 (bench/engine_graph_check.py, docs/RESULTS.md; cause not found), so it is captured again.
+        lookahead_fused = session.collector is not None and session.collector.lookahead and fused_on(session.device)
+        if lookahead_fused or quantizer_switches(session.refs) != before:
             session.trainer.invalidate_graph()
         return count
 
