@@ -94,11 +94,11 @@ function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefi
  * else the one its own result names (a W2/A2 run started from a W2/A32 run that started from FP: that FP run).
  * Undefined for a quantized run that started from no run.
  */
-export function fpRunOf(runDir: string, field = "init.fromRun"): string | undefined {
+export function fpRunOf(runDir: string): string | undefined {
   const c = join(runDir, "config.json");
-  if (!existsSync(c) || !readJson<ExperimentConfig>(c, field).quant) return resolve(runDir); // a folder of checkpoints only: as before, its own FP run
+  if (!existsSync(c) || !readJson<ExperimentConfig>(c, "init.fromRun").quant) return resolve(runDir); // a folder of checkpoints only: as before, its own FP run
   const p = join(runDir, "result.json");
-  const from = existsSync(p) ? readJson<RunResult>(p, field).fpRunDir : undefined;
+  const from = existsSync(p) ? readJson<RunResult>(p, "init.fromRun").fpRunDir : undefined;
   return from ? resolve(from) : undefined;
 }
 
@@ -268,7 +268,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       this.recordAllocation(0);
     }
 
-    const fpTop1 = this.fpTop1();
+    const fp = this.fpReference();
     for (let epoch = startEpoch; epoch < cfg.epochs && !this.stopping; ) {
       if (this.paused) await this.paused.promise;
       if (this.stopping) break;
@@ -280,9 +280,9 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       this.bar.epochDone(record);
       this.publish({ type: "epoch", record });
       if (this.policy && pcfg) await this.stepPolicy(pcfg, res, epoch);
-      if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fpTop1);
+      if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fp.top1);
     }
-    return this.finish(fpTop1);
+    return this.finish(fp);
   }
 
   /** One epoch (or what is left of it). Undefined when paused or stopped before its end. */
@@ -417,19 +417,15 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     this.checkpointFiles = this.folder.commitCheckpoint(index, this.config.keepCheckpoints ?? 2, this.checkpointFiles);
   }
 
-  /** The FP run this one is compared with: the root of its init chain (fpRunOf). */
-  private fpRun(): string | undefined {
+  /** The FP run this one is compared with (the root of its init chain, fpRunOf) and its top-1, read once a run. */
+  private fpReference(): { dir: string | undefined; top1: number | undefined } {
     const from = this.config.init?.fromRun;
-    return from ? fpRunOf(from) : undefined;
+    const dir = from ? fpRunOf(from) : undefined;
+    const p = dir && join(dir, "result.json");
+    return { dir, top1: p && existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined };
   }
 
-  private fpTop1(): number | undefined {
-    const fp = this.fpRun();
-    const p = fp && join(fp, "result.json");
-    return p && existsSync(p) ? readJson<RunResult>(p, "init.fromRun").top1 : undefined;
-  }
-
-  private async finish(fpTop1: number | undefined): Promise<RunResult> {
+  private async finish(fp: { dir: string | undefined; top1: number | undefined }): Promise<RunResult> {
     const epochs = this.folder.epochs();
     const last = epochs[epochs.length - 1];
     const times = epochs.map((e) => e.seconds).sort((a, b) => a - b);
@@ -438,18 +434,17 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const usedAlphas = [...used].reduce((n, b) => n + b, 0);
     const size = deployedSize(this.configured!, this.policy, { alphas: usedAlphas });
     const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
-    const fpRunDir = this.fpRun();
     const result: RunResult = {
       name: this.config.name, model: modelName(this.config), dataset: this.config.dataset.name,
       top1: last ? last.testAccuracy * 100 : Number.NaN,
-      ...(fpTop1 !== undefined ? { fpTop1 } : {}),
+      ...(fp.top1 !== undefined ? { fpTop1: fp.top1 } : {}),
       avgWBits: avg.weight, avgABits: avg.act,
       sizeMb: size.totalBytes / 1e6, fpSizeMb: size.fpBytes / 1e6,
       epochs: last?.epoch ?? 0,
       epochTimeS: times.length ? times[Math.floor(times.length / 2)]! : 0,
       device: this.worker?.hello.capabilities?.deviceName ? `${this.worker.hello.capabilities.deviceKind}: ${this.worker.hello.capabilities.deviceName}` : "unknown",
       startedAt: this.startedAt, finishedAt: new Date().toISOString(),
-      ...(fpRunDir ? { fpRunDir } : {}),
+      ...(fp.dir ? { fpRunDir: fp.dir } : {}),
     };
     if (!this.stopping) {
       this.folder.writeResult(result);

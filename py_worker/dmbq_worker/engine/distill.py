@@ -31,11 +31,12 @@ def distillation_loss(student: Tensor, teacher: Tensor, targets: Tensor, alpha: 
 
 @dataclass
 class Distiller:
+    """The frozen teacher and the loss's weights: alpha in (0, 1] and temperature > 0, which the service checks,
+    naming the Configure field."""
+
     teacher: nn.Module
     alpha: float = DEFAULT_ALPHA
     temperature: float = DEFAULT_TEMPERATURE
-
-    """alpha in (0, 1] and temperature > 0: the service checks both, naming the Configure field."""
 
     def __post_init__(self) -> None:
         self.teacher.eval()
