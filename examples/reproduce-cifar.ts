@@ -10,6 +10,8 @@
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q LR] [--wd-q 1e-4] [--warm-epochs 0]
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
+//        [--lba-score metric|metricPerWeight]   (how LBA ranks channels; metricPerWeight: the ranking before 2026-11-27)
+//        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
 //        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
 //                                       e.g. r20-w2a2-cp=r20-w2a32-cp: weights first, then activations; it is still
@@ -193,6 +195,8 @@ export interface Options {
   wdQ: number;
   warmEpochs: number;
   lba: NonNullable<QuantConfig["lba"]>;
+  /** `--min-bits`: the weight bits every quantized row's channels may fall to (the policy's minBits). */
+  minBits?: number;
   trainLimit: number;
   testLimit: number;
   keepCheckpoints: number;
@@ -231,6 +235,8 @@ export function parseOptions(argv: string[]): Options {
       "lba-ramp": { type: "string" },
       "lba-r-start": { type: "string" },
       "lba-r-end": { type: "string" },
+      "lba-score": { type: "string" },
+      "min-bits": { type: "string" },
       "train-limit": { type: "string", default: "0" },
       "test-limit": { type: "string", default: "0" },
       "keep-checkpoints": { type: "string", default: "1" },
@@ -261,6 +267,11 @@ export function parseOptions(argv: string[]): Options {
   if (values["lba-ramp"] !== undefined) lba.rampFraction = fraction("lba-ramp", values["lba-ramp"]);
   if (values["lba-r-start"] !== undefined) lba.rStart = fraction("lba-r-start", values["lba-r-start"]);
   if (values["lba-r-end"] !== undefined) lba.rEnd = fraction("lba-r-end", values["lba-r-end"]);
+  const score = values["lba-score"];
+  if (score !== undefined) {
+    if (score !== "metric" && score !== "metricPerWeight") throw new Error(`--lba-score: ${JSON.stringify(score)} is not metric or metricPerWeight`);
+    lba.score = score;
+  }
   let vggEpochs: Options["vggEpochs"];
   if (values["vgg-epochs"] !== undefined) {
     const parts = values["vgg-epochs"].split(",");
@@ -294,6 +305,7 @@ export function parseOptions(argv: string[]): Options {
     wdQ: num("wd-q", values["wd-q"], (v) => v >= 0, "a number >= 0"),
     warmEpochs: int("warm-epochs", values["warm-epochs"], 0),
     lba,
+    ...(values["min-bits"] !== undefined ? { minBits: num("min-bits", values["min-bits"], (v) => Number.isInteger(v) && v >= 0 && v <= 8, "an integer in 0..8") } : {}),
     trainLimit: int("train-limit", values["train-limit"], 0),
     testLimit: int("test-limit", values["test-limit"], 0),
     keepCheckpoints: int("keep-checkpoints", values["keep-checkpoints"], 1),
@@ -366,7 +378,7 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
     compile: o.compile,
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
-    ...(row.quant ? { quant: { ...row.quant, ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+    ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
     ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
   };
 }
@@ -387,6 +399,8 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
   if (o.lba.rStart !== undefined) parts.push(`--lba-r-start ${o.lba.rStart}`);
   if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
+  if (o.lba.score !== undefined) parts.push(`--lba-score ${o.lba.score}`);
+  if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
   if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
   if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);

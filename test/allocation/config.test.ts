@@ -28,6 +28,7 @@ describe("validatePolicyConfig", () => {
     assert.deepEqual(r.act, { budget: 2, fullPrecision: false, minBits: 1, maxBits: 8 });
     assert.equal(r.criterion, "sensitivity");
     assert.equal(r.allocator, "decrement");
+    assert.equal(r.score, "metric");
     assert.equal(resolvePolicyConfig({ ...GOOD, weightBudget: 0.7 }).weight.minBits, 0, "a budget below 1 allows pruning");
     assert.equal(resolvePolicyConfig({ ...GOOD, actBudget: 32 }).act.fullPrecision, true);
   });
@@ -59,6 +60,7 @@ describe("validatePolicyConfig", () => {
     ["schedule.epochs", { schedule: { totalEpochs: 10, epochs: 3 } }, /^schedule\.epochs: unknown field$/],
     ["criterion", { criterion: "loss" }, /^criterion: expected "sensitivity" or "lookahead", got "loss"$/],
     ["allocator", { allocator: "greedy" }, /^allocator: expected "decrement" or "giveback", got "greedy"$/],
+    ["score", { score: "perChannel" }, /^score: expected "metric" or "metricPerWeight", got "perChannel"$/],
     ["weightBudgte", { weightBudgte: 2 }, /^weightBudgte: unknown field$/],
   ];
   for (const [field, over, message] of cases) {

@@ -257,20 +257,22 @@ describe("LBA policy properties", () => {
     );
   });
 
-  it("a ramp epoch far from the budget takes exactly the ceil(r N) lowest channels by cost per weight, ties by layer then channel", () => {
+  it("a ramp epoch far from the budget takes exactly the ceil(r N) lowest channels by score, ties by layer then channel", () => {
     fc.assert(
       fc.property(
         arbLayers(),
         fc.constantFrom("sensitivity" as const, "lookahead" as const),
+        fc.constantFrom("metric" as const, "metricPerWeight" as const),
         fc.constantFrom("weight" as const, "act" as const),
         fc.double({ min: 0.01, max: 0.4, noNaN: true }),
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-        (layers, criterion, kind, rStart, seed) => {
+        (layers, criterion, score, kind, rStart, seed) => {
           // Budget 1.5 from 4 bits: at least 2.5 bits of every channel to go, so nothing near the budget is skipped.
           const cfg = config({
             weightBudget: kind === "weight" ? 1.5 : 32,
             actBudget: kind === "act" ? 1.5 : 32,
             criterion,
+            score,
             schedule: { totalEpochs: 10, rStart },
           });
           const sens = randomSens(layers, prng(seed));
@@ -288,7 +290,7 @@ describe("LBA policy properties", () => {
             const w = kind === "weight" ? layer.paramsPerOutChannel : layer.actElemsPerInChannel;
             Array.from(cur).forEach((x, c) => {
               const cost = criterion === "sensitivity" ? x : Math.max(0, lower[c]! - x);
-              candidates.push({ l, c, score: cost / w });
+              candidates.push({ l, c, score: score === "metric" ? cost : cost / w });
             });
           });
           candidates.sort((a, b) => a.score - b.score || a.l - b.l || a.c - b.c);

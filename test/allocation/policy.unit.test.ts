@@ -53,15 +53,28 @@ describe("LBA schedule", () => {
 });
 
 describe("LBA ranking and decrements", () => {
-  it("takes the bit from the channel with the least metric per parameter, ties by layer then channel", () => {
-    // Layer a: 9 params per channel, layer b: 90. Per parameter, b's channel 1 (9 / 90 = 0.1) is cheapest.
+  it("takes the bit from the channel with the least metric (already per element, so sizes compare as they are), ties by layer then channel", () => {
+    // Layer a: 9 params per channel, layer b: 90. The metric is per parameter already: a's channel 0 (2) is cheapest.
     const layers = [FIRST, body("a", 2, 9), body("b", 2, 90), LAST];
     const cfg = cfgOf({ schedule: { totalEpochs: 10, rStart: 0.01 } }); // quota ceil(0.01 * 4) = 1
     const s0 = initialState(layers, cfg);
     const r = allocateBits(s0, layers, cfg, weightSens(layers, { a: [2, 3], b: [50, 9] }), 0);
+    assert.deepEqual(weightBitsOf(r.state, "a"), [3, 4]);
+    assert.deepEqual(weightBitsOf(r.state, "b"), [4, 4]);
+    // All equal: the first channel of the first layer goes first.
+    const tie = allocateBits(s0, layers, cfg, weightSens(layers, { a: [9, 9], b: [9, 9] }), 0);
+    assert.deepEqual(weightBitsOf(tie.state, "a"), [3, 4]);
+    assert.deepEqual(weightBitsOf(tie.state, "b"), [4, 4]);
+  });
+
+  it("score metricPerWeight divides the metric by the channel's weight once more (the ranking before the option)", () => {
+    const layers = [FIRST, body("a", 2, 9), body("b", 2, 90), LAST];
+    const cfg = cfgOf({ score: "metricPerWeight", schedule: { totalEpochs: 10, rStart: 0.01 } });
+    const s0 = initialState(layers, cfg);
+    // Per parameter twice over, b's channel 1 (9 / 90 = 0.1) is cheapest.
+    const r = allocateBits(s0, layers, cfg, weightSens(layers, { a: [2, 3], b: [50, 9] }), 0);
     assert.deepEqual(weightBitsOf(r.state, "a"), [4, 4]);
     assert.deepEqual(weightBitsOf(r.state, "b"), [4, 3]);
-    // All equal per parameter: the first channel of the first layer goes first.
     const tie = allocateBits(s0, layers, cfg, weightSens(layers, { a: [9, 9], b: [90, 90] }), 0);
     assert.deepEqual(weightBitsOf(tie.state, "a"), [3, 4]);
     assert.deepEqual(weightBitsOf(tie.state, "b"), [4, 4]);
@@ -123,16 +136,22 @@ describe("LBA ranking and decrements", () => {
     assert.equal(s.weightFrozen, true);
   });
 
-  it("allocates activations per input channel, weighted by feature-map size", () => {
+  it("allocates activations per input channel, weighted by feature-map size in the average, ranked by the metric as it is", () => {
     const layers = [FIRST, body("a", 2, 9, 4, 100), body("b", 2, 9, 4, 10), LAST];
-    const cfg = cfgOf({ weightBudget: 32, actBudget: 3, schedule: { totalEpochs: 10, rStart: 0.01 } });
-    const s0 = initialState(layers, cfg);
-    // Per element a's channels cost 10 / 100 = 0.1, b's 5 / 10 = 0.5 except channel 2 (0.5 / 10 = 0.05), the cheapest.
-    const sens: EpochSensitivities = { layers: [{ name: "a", weight: [1, 1], act: [10, 10, 10, 10] }, { name: "b", weight: [1, 1], act: [5, 5, 0.5, 5] }] };
-    const r = allocateBits(s0, layers, cfg, sens, 0);
-    assert.deepEqual(r.state.layers[2]!.actBits, [4, 4, 3, 4]);
-    assert.deepEqual(r.state.layers[1]!.actBits, [4, 4, 4, 4]);
-    assert.deepEqual(r.state.layers[0]!.actBits, [8, 8, 8]);
+    const sens: EpochSensitivities = { layers: [{ name: "a", weight: [1, 1], act: [1, 1, 1, 1] }, { name: "b", weight: [1, 1], act: [5, 5, 0.5, 5] }] };
+    const run = (score: "metric" | "metricPerWeight"): PolicyState => {
+      const cfg = cfgOf({ weightBudget: 32, actBudget: 3, score, schedule: { totalEpochs: 10, rStart: 0.01 } });
+      return allocateBits(initialState(layers, cfg), layers, cfg, sens, 0).state;
+    };
+    // Per element, b's channel 2 (0.5) is the cheapest; a's big maps do not make its channels cheaper.
+    const byMetric = run("metric");
+    assert.deepEqual(byMetric.layers[2]!.actBits, [4, 4, 3, 4]);
+    assert.deepEqual(byMetric.layers[1]!.actBits, [4, 4, 4, 4]);
+    assert.deepEqual(byMetric.layers[0]!.actBits, [8, 8, 8]);
+    // Divided by the map size again, a's channels (1 / 100) undercut b's (0.5 / 10): its first channel goes.
+    const perWeight = run("metricPerWeight");
+    assert.deepEqual(perWeight.layers[1]!.actBits, [3, 4, 4, 4]);
+    assert.deepEqual(perWeight.layers[2]!.actBits, [4, 4, 4, 4]);
   });
 });
 

@@ -20,11 +20,12 @@ const DEFAULTS = {
   rEnd: 0.4,
   criterion: "sensitivity",
   allocator: "decrement",
+  score: "metric",
 } as const;
 
 const CONFIG_FIELDS = new Set([
   "weightBudget", "actBudget", "granularity", "startBits", "minBits", "maxBits", "actMinBits", "actMaxBits",
-  "pinned", "schedule", "criterion", "allocator",
+  "pinned", "schedule", "criterion", "allocator", "score",
 ]);
 const SCHEDULE_FIELDS = new Set(["totalEpochs", "startEpoch", "rampFraction", "rStart", "rEnd"]);
 const PIN_FIELDS = new Set(["weightBits", "actBits"]);
@@ -150,6 +151,8 @@ export function validatePolicyConfig(config: unknown): string[] {
   if (c !== undefined && c !== "sensitivity" && c !== "lookahead") errors.push(`criterion: expected "sensitivity" or "lookahead", got ${describe(c)}`);
   const a = config["allocator"];
   if (a !== undefined && a !== "decrement" && a !== "giveback") errors.push(`allocator: expected "decrement" or "giveback", got ${describe(a)}`);
+  const sc = config["score"];
+  if (sc !== undefined && sc !== "metric" && sc !== "metricPerWeight") errors.push(`score: expected "metric" or "metricPerWeight", got ${describe(sc)}`);
   return errors;
 }
 
@@ -183,5 +186,6 @@ export function resolvePolicyConfig(config: PolicyConfig): ResolvedPolicyConfig 
     },
     criterion: config.criterion ?? DEFAULTS.criterion,
     allocator: config.allocator ?? DEFAULTS.allocator,
+    score: config.score ?? DEFAULTS.score,
   };
 }

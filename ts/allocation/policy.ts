@@ -12,11 +12,14 @@
 // GP therefore meets a fractional budget from below (1.5 gives 1 bit) and rejects budgets below 1, which would
 // prune everything. Every decision below is made over units.
 //
-// Ranking. A unit's score is the summed cost of its channels divided by its summed weight: loss per bit-weight
-// saved, so that channels and layers of different sizes compare (the greedy ratio of a knapsack). The cost of a
-// channel is, with criterion "sensitivity" (the paper), its Δℓ' = |(x − x̂)ᵀ g(x̂)| / n of the epoch; with
-// "lookahead", max(0, Δℓ'(one bit lower) − Δℓ'), the predicted cost of the decrement itself. Ties are broken by
-// layer order, then channel index, so equal inputs always give equal outputs.
+// Ranking. The cost of a channel is, with criterion "sensitivity" (the paper), its Δℓ' = |(x − x̂)ᵀ g(x̂)| / n of
+// the epoch; with "lookahead", max(0, Δℓ'(one bit lower) − Δℓ'), the predicted cost of the decrement itself. Both
+// are per element (n is the channel's element count), so a cost is already loss per bit-weight saved (the greedy
+// ratio of a knapsack): channels of different sizes compare as they are, and an LP/GP unit ranks by its channels'
+// weight-averaged cost (score "metric", the default). Score "metricPerWeight" divides by the weight once more,
+// which counts a channel's size twice; it was this policy's ranking before the option existed and is kept to
+// reproduce those runs. Ties are broken by layer order, then channel index, so equal inputs always give equal
+// outputs.
 //
 // Schedule. Every free channel starts at startBits (4; raised when the budget lies above it). The decrement
 // window is epochs startEpoch .. startEpoch + ceil(rampFraction · totalEpochs) − 1. At the k-th window epoch but
@@ -224,7 +227,7 @@ export function allocateBits(
       continue;
     }
     const costs = channelCosts(cfg, layers, kind, sens);
-    const scores = units.map((u) => unitScore(u, costs));
+    const scores = units.map((u) => unitScore(u, costs, cfg.score));
     const a = new KindAllocation(next.layers, kind, limits, ledgerOf(next.layers, layers, kind, limits));
 
     if (!next[frozenKey]) {
@@ -234,7 +237,7 @@ export function allocateBits(
     } else {
       const previousCosts = next.history?.[kind] ?? null;
       if (previousCosts !== null && cfg.granularity !== "GP") {
-        const previous = units.map((u) => unitScore(u, previousCosts));
+        const previous = units.map((u) => unitScore(u, previousCosts, cfg.score));
         const maxSwaps = Math.max(1, Math.ceil(cfg.schedule.rStart * units.length));
         changed = giveBack(a, units, scores, previous, maxSwaps) || changed;
       }

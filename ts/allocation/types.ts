@@ -41,6 +41,13 @@ export interface ScheduleConfig {
 
 export type Criterion = "sensitivity" | "lookahead";
 export type Allocator = "decrement" | "giveback";
+/**
+ * How a unit's channel costs become its rank. The metric is already per element (Δℓ' divides by n, the channel's
+ * elements), which is per bit-weight saved, so "metric" ranks by it as it is (the weight-averaged metric for LP/GP
+ * units): the paper's ranking. "metricPerWeight" divides once more by the channel's weight (the ranking before
+ * this option existed); it takes bits first from channels with big feature maps or many parameters.
+ */
+export type Score = "metric" | "metricPerWeight";
 
 export interface PolicyConfig {
   /** Average weight bits target, e.g. 2, 1, 0.7; 32 = full precision weights. */
@@ -64,6 +71,8 @@ export interface PolicyConfig {
   criterion?: Criterion;
   /** Default "decrement". */
   allocator?: Allocator;
+  /** Default "metric". */
+  score?: Score;
 }
 
 /** Per-channel LBA metric of one epoch, per layer (mirrors proto LayerStats). */
@@ -131,4 +140,5 @@ export interface ResolvedPolicyConfig {
   schedule: ResolvedSchedule;
   criterion: Criterion;
   allocator: Allocator;
+  score: Score;
 }

@@ -1,12 +1,14 @@
 // Units of allocation (a channel for CP, a layer for LP, every free channel for GP) and their per-channel costs.
 import { bitsOf, channelCount, channelWeight, isFreeLayer } from "./kinds.js";
-import type { BitKind, EpochSensitivities, LayerBits, LayerShape, ResolvedPolicyConfig } from "./types.js";
+import type { BitKind, EpochSensitivities, LayerBits, LayerShape, ResolvedPolicyConfig, Score } from "./types.js";
 
 /** A run of channels [from, to) of one layer. */
 export interface ChannelRun {
   layer: number;
   from: number;
   to: number;
+  /** What each of its channels weighs in the average. */
+  channelWeight: number;
 }
 
 /** Channels that always share one width and gain or lose a bit together. */
@@ -23,7 +25,7 @@ export function buildUnits(cfg: ResolvedPolicyConfig, layers: readonly LayerShap
   const free = layers
     .map((layer, l) => ({ layer, l }))
     .filter(({ layer }) => isFreeLayer(cfg, layer, kind));
-  const run = (l: number, layer: LayerShape): ChannelRun => ({ layer: l, from: 0, to: channelCount(layer, kind) });
+  const run = (l: number, layer: LayerShape): ChannelRun => ({ layer: l, from: 0, to: channelCount(layer, kind), channelWeight: channelWeight(layer, kind) });
   const layerWeight = (layer: LayerShape): number => channelWeight(layer, kind) * channelCount(layer, kind);
   switch (cfg.granularity) {
     case "GP":
@@ -35,7 +37,7 @@ export function buildUnits(cfg: ResolvedPolicyConfig, layers: readonly LayerShap
       const units: Unit[] = [];
       for (const { layer, l } of free) {
         const w = channelWeight(layer, kind);
-        for (let c = 0; c < channelCount(layer, kind); c++) units.push({ order: units.length, runs: [{ layer: l, from: c, to: c + 1 }], weight: w });
+        for (let c = 0; c < channelCount(layer, kind); c++) units.push({ order: units.length, runs: [{ layer: l, from: c, to: c + 1, channelWeight: w }], weight: w });
       }
       return units;
     }
@@ -55,12 +57,17 @@ export function addUnitBits(bits: LayerBits[], unit: Unit, kind: BitKind, delta:
   }
 }
 
-/** Cost per weighted unit: summed channel cost / summed channel weight, so units of different layers compare. */
-export function unitScore(unit: Unit, costs: readonly number[][]): number {
+/**
+ * The unit's rank (lower loses a bit first). A channel's cost is per element, i.e. per bit-weight, so "metric"
+ * weight-averages it over the unit's channels (a CP unit: its channel's cost as it is); "metricPerWeight" divides
+ * the summed cost by the summed weight, which counts the channel's size twice.
+ */
+export function unitScore(unit: Unit, costs: readonly number[][], score: Score): number {
   let sum = 0;
   for (const r of unit.runs) {
     const row = costs[r.layer] as number[];
-    for (let c = r.from; c < r.to; c++) sum += row[c] as number;
+    const w = score === "metric" ? r.channelWeight : 1;
+    for (let c = r.from; c < r.to; c++) sum += (row[c] as number) * w;
   }
   return sum / unit.weight;
 }

@@ -20,7 +20,11 @@ export interface QuantConfig {
   maxBits?: number;
   pinned?: Record<string, { weightBits?: number; actBits?: number }>;
   /** The LBA schedule: decrement window and ratio ramp (fractions of the epochs). */
-  lba?: { rampFraction?: number; rStart?: number; rEnd?: number; criterion?: "sensitivity" | "lookahead"; allocator?: "decrement" | "giveback" };
+  lba?: {
+    rampFraction?: number; rStart?: number; rEnd?: number; criterion?: "sensitivity" | "lookahead"; allocator?: "decrement" | "giveback";
+    /** How channels rank (default "metric", the paper's); see Score in ts/allocation/types.ts. */
+    score?: "metric" | "metricPerWeight";
+  };
 }
 
 export interface ExperimentConfig {

@@ -63,6 +63,7 @@ function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
       ...(q.lba?.rStart !== undefined ? { rStart: q.lba.rStart } : {}), ...(q.lba?.rEnd !== undefined ? { rEnd: q.lba.rEnd } : {}) },
     criterion: q.lba?.criterion ?? "sensitivity",
     allocator: q.lba?.allocator ?? "decrement",
+    ...(q.lba?.score !== undefined ? { score: q.lba.score } : {}),
   };
 }
 
