@@ -11,6 +11,7 @@
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
 //        [--lba-score metric|metricPerWeight]   (how LBA ranks channels; metricPerWeight: the ranking before 2026-11-27)
+//        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
 //        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
@@ -181,6 +182,8 @@ export interface Options {
   perDevice: number;
   fpEpochs: number;
   qEpochs: number;
+  /** `--row-epochs ROW=N`: rows whose epochs differ from their model's FP / quantized count. */
+  rowEpochs?: Map<string, number>;
   /** Where quantized rows take their FP runs from (`--fp-from`; default: the runs folder, FP rows run there first). */
   fpFrom: string;
   /** VGG-small's FP and quantized epochs when they differ from ResNet-20's (`--vgg-epochs FP,Q`). */
@@ -237,6 +240,7 @@ export function parseOptions(argv: string[]): Options {
       "lba-r-end": { type: "string" },
       "lba-score": { type: "string" },
       "min-bits": { type: "string" },
+      "row-epochs": { type: "string" },
       "train-limit": { type: "string", default: "0" },
       "test-limit": { type: "string", default: "0" },
       "keep-checkpoints": { type: "string", default: "1" },
@@ -284,6 +288,13 @@ export function parseOptions(argv: string[]): Options {
     kd = { alpha: fraction("kd", a), temperature: t === undefined ? 4 : num("kd", t, (v) => v > 0, "ALPHA,T with T > 0") };
   }
   const startFrom = parseStartFrom(values["start-from"]!);
+  const rowEpochs = new Map<string, number>();
+  for (const pair of (values["row-epochs"] ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [id, n, extra] = pair.split("=").map((p) => p.trim());
+    if (!id || n === undefined || extra !== undefined) throw new Error(`--row-epochs: ${JSON.stringify(pair)} is not ROW=N`);
+    if (!ROWS.some((r) => r.id === id)) throw new Error(`--row-epochs: unknown row ${id}; known: ${ROWS.map((r) => r.id).join(", ")}`);
+    rowEpochs.set(id, int("row-epochs", n, 1));
+  }
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -296,6 +307,7 @@ export function parseOptions(argv: string[]): Options {
     perDevice: int("per-device", values["per-device"] ?? values.parallel ?? "1", 1),
     fpEpochs: int("fp-epochs", values["fp-epochs"], 1),
     qEpochs: int("q-epochs", values["q-epochs"], 1),
+    ...(rowEpochs.size ? { rowEpochs } : {}),
     ...(vggEpochs ? { vggEpochs } : {}),
     seed: int("seed", values.seed, 0),
     precision: values.precision,
@@ -350,7 +362,9 @@ const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
 export const lrQOf = (o: Pick<Options, "lrQ">, row: Row): number => o.lrQ ?? row.lrQ ?? DEFAULT_LR_Q;
 
 /** The epochs of a row: its model's FP or quantized count. */
-export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs">, row: Row): number => {
+export const epochsOf = (o: Pick<Options, "fpEpochs" | "qEpochs" | "vggEpochs" | "rowEpochs">, row: Row): number => {
+  const given = o.rowEpochs?.get(row.id);
+  if (given !== undefined) return given;
   const own = row.model === "vgg_small" && o.vggEpochs ? o.vggEpochs : { fp: o.fpEpochs, q: o.qEpochs };
   return row.quant ? own.q : own.fp;
 };
@@ -401,6 +415,8 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
   if (o.lba.score !== undefined) parts.push(`--lba-score ${o.lba.score}`);
   if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
+  const ownEpochs = chain.filter((id) => o.rowEpochs?.has(id)).map((id) => `${id}=${o.rowEpochs!.get(id)}`);
+  if (ownEpochs.length) parts.push(`--row-epochs ${ownEpochs.join(",")}`);
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
   if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
   if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);
@@ -498,7 +514,7 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
  * The jobs for the selected rows: every FP run they need first (also one not selected but missing), then the rest.
  * With `--fp-from` (another seed's rows from the same FP runs, say) the FP runs must be finished there: none is run.
  */
-export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpochs" | "qEpochs" | "vggEpochs"> & Partial<Pick<Options, "startFrom">>): Job[] {
+export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpochs" | "qEpochs" | "vggEpochs" | "rowEpochs"> & Partial<Pick<Options, "startFrom">>): Job[] {
   // A row started from another quantized row waits for it: selected, or finished earlier in the runs folder.
   const startFrom = o.startFrom ?? new Map<string, string>();
   const selected = new Set(o.rows.map((r) => r.id));

@@ -1,9 +1,9 @@
-// --lba-score and --min-bits of examples/reproduce-cifar.ts: they reach every quantized row's policy and its command.
+// --lba-score, --min-bits and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROWS, parseOptions, rowCommand, rowConfig } from "../../examples/reproduce-cifar.js";
+import { ROWS, epochsOf, parseOptions, rowCommand, rowConfig } from "../../examples/reproduce-cifar.js";
 
 const row = (id: string) => ROWS.find((r) => r.id === id)!;
 
@@ -28,5 +28,20 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
   it("names the flag for a bad value", () => {
     assert.throws(() => parseOptions(["--data", data, "--lba-score", "perChannel"]), /--lba-score: "perChannel" is not metric or metricPerWeight/);
     assert.throws(() => parseOptions(["--data", data, "--min-bits", "9"]), /--min-bits: "9" is not an integer in 0\.\.8/);
+  });
+
+  it("--row-epochs gives the named rows their own epochs, in their config and in the command of every chain through them", () => {
+    const o = parseOptions(["--data", data, "--q-epochs", "60", "--rows", "r20-w2a32-cp,r20-w2a2-cp,r20-w1a2-cp",
+      "--start-from", "r20-w2a2-cp=r20-w2a32-cp,r20-w1a2-cp=r20-w2a2-cp", "--row-epochs", "r20-w2a2-cp=100"]);
+    assert.equal(epochsOf(o, row("r20-w2a2-cp")), 100);
+    assert.equal(epochsOf(o, row("r20-w2a32-cp")), 60);
+    assert.equal(rowConfig(o, row("r20-w2a2-cp"), "cpu").epochs, 100);
+    assert.equal(rowConfig(o, row("r20-w1a2-cp"), "cpu").epochs, 60);
+    assert.doesNotMatch(rowCommand(o, row("r20-w2a32-cp")), /--row-epochs/);
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--row-epochs r20-w2a2-cp=100/);
+    assert.match(rowCommand(o, row("r20-w1a2-cp")), /--row-epochs r20-w2a2-cp=100/);
+    assert.throws(() => parseOptions(["--data", data, "--row-epochs", "r20-w2a2-cp"]), /--row-epochs: "r20-w2a2-cp" is not ROW=N/);
+    assert.throws(() => parseOptions(["--data", data, "--row-epochs", "r20-x=5"]), /--row-epochs: unknown row r20-x/);
+    assert.throws(() => parseOptions(["--data", data, "--row-epochs", "r20-w2a2-cp=0"]), /--row-epochs: "0" is not an integer >= 1/);
   });
 });
