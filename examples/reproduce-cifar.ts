@@ -288,13 +288,7 @@ export function parseOptions(argv: string[]): Options {
     kd = { alpha: fraction("kd", a), temperature: t === undefined ? 4 : num("kd", t, (v) => v > 0, "ALPHA,T with T > 0") };
   }
   const startFrom = parseStartFrom(values["start-from"]!);
-  const rowEpochs = new Map<string, number>();
-  for (const pair of (values["row-epochs"] ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
-    const [id, n, extra] = pair.split("=").map((p) => p.trim());
-    if (!id || n === undefined || extra !== undefined) throw new Error(`--row-epochs: ${JSON.stringify(pair)} is not ROW=N`);
-    if (!ROWS.some((r) => r.id === id)) throw new Error(`--row-epochs: unknown row ${id}; known: ${ROWS.map((r) => r.id).join(", ")}`);
-    rowEpochs.set(id, int("row-epochs", n, 1));
-  }
+  const rowEpochs = new Map(rowPairs("row-epochs", values["row-epochs"] ?? "", "N").map(([row, n]) => [row.id, int("row-epochs", n, 1)]));
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -331,29 +325,46 @@ export function parseOptions(argv: string[]): Options {
   };
 }
 
+/** The row named `id`, or an error naming `--flag` and the known rows. */
+function knownRow(flag: string, id: string): Row {
+  const row = ROWS.find((r) => r.id === id);
+  if (!row) throw new Error(`--${flag}: unknown row ${id}; known: ${ROWS.map((r) => r.id).join(", ")}`);
+  return row;
+}
+
+/** The `ROW=VALUE,...` pairs of `--flag`, each ROW a known row; `valueName` names VALUE in the error. */
+function rowPairs(flag: string, raw: string, valueName: string): Array<[Row, string]> {
+  return raw.split(",").map((p) => p.trim()).filter(Boolean).map((pair) => {
+    const [id, value, extra] = pair.split("=").map((p) => p.trim());
+    if (!id || !value || extra !== undefined) throw new Error(`--${flag}: ${JSON.stringify(pair)} is not ROW=${valueName}`);
+    return [knownRow(flag, id), value];
+  });
+}
+
 /** `--start-from ROW=FROM,...`: both quantized rows of one model, each ROW once, no cycle. */
 export function parseStartFrom(raw: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const pair of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const [to, from, extra] = pair.split("=").map((p) => p.trim());
-    if (!to || !from || extra !== undefined) throw new Error(`--start-from: ${JSON.stringify(pair)} is not ROW=FROM`);
-    for (const id of [to, from]) {
-      const row = ROWS.find((r) => r.id === id);
-      if (!row) throw new Error(`--start-from: unknown row ${id}; known: ${ROWS.map((r) => r.id).join(", ")}`);
-      if (!row.quant) throw new Error(`--start-from: ${id} is a full-precision row; quantized rows start from it anyway`);
+  for (const [to, fromId] of rowPairs("start-from", raw, "FROM")) {
+    const from = knownRow("start-from", fromId);
+    for (const row of [to, from]) {
+      if (!row.quant) throw new Error(`--start-from: ${row.id} is a full-precision row; quantized rows start from it anyway`);
     }
-    if (rowById(to).model !== rowById(from).model) throw new Error(`--start-from: ${to} and ${from} are rows of different models`);
-    if (out.has(to)) throw new Error(`--start-from: ${to} is given twice`);
-    out.set(to, from);
+    if (to.model !== from.model) throw new Error(`--start-from: ${to.id} and ${from.id} are rows of different models`);
+    if (out.has(to.id)) throw new Error(`--start-from: ${to.id} is given twice`);
+    out.set(to.id, from.id);
   }
-  for (const start of out.keys()) {
-    const seen = new Set([start]);
-    for (let at = out.get(start); at !== undefined; at = out.get(at)) {
-      if (seen.has(at)) throw new Error(`--start-from: ${start} starts from itself through ${[...seen].join(" <- ")}`);
-      seen.add(at);
-    }
-  }
+  for (const start of out.keys()) startChain(out, start);
   return out;
+}
+
+/** The rows of `id`'s `--start-from` chain, the first run first and `id` last; names a cycle. */
+export function startChain(startFrom: ReadonlyMap<string, string>, id: string): string[] {
+  const back = [id];
+  for (let at = startFrom.get(id); at !== undefined; at = startFrom.get(at)) {
+    if (back.includes(at)) throw new Error(`--start-from: ${id} starts from itself through ${back.join(" <- ")}`);
+    back.push(at);
+  }
+  return back.reverse();
 }
 
 const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
@@ -399,8 +410,7 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
 
 /** The command that reproduces one row (its FP run first, when that is missing). */
 export function rowCommand(o: Options, row: Row): string {
-  const chain: string[] = [row.id];
-  for (let at = o.startFrom.get(row.id); at !== undefined; at = o.startFrom.get(at)) chain.unshift(at);
+  const chain = startChain(o.startFrom, row.id);
   const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${chain.join(",")}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`];
   // a chain keeps each row's own LR (Row.lrQ): one --lr-q would give its LR to the rows it starts from too
@@ -524,7 +534,7 @@ export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpoc
       throw new Error(`--start-from: ${r.id} starts from ${from}, which is neither in --rows nor finished in ${o.runsDir}`);
     }
   }
-  const depth = (id: string): number => (startFrom.has(id) ? 1 + depth(startFrom.get(id)!) : 0);
+  const depth = (id: string): number => startChain(startFrom, id).length - 1;
   const quantJobs = (after: (r: Row) => string | undefined): Job[] =>
     o.rows.filter((r) => r.quant).map((r, i) => ({ r, i })).sort((a, b) => depth(a.r.id) - depth(b.r.id) || a.i - b.i)
       .map(({ r }) => {
