@@ -10,7 +10,8 @@
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q LR] [--wd-q 1e-4] [--warm-epochs 0]
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
-//        [--lba-score metric|metricPerWeight]   (how LBA ranks channels; metricPerWeight: the ranking before 2026-11-27)
+//        [--lba-score metric|metricPerWeight|metricSqrtWeight]   (how LBA ranks channels; metricPerWeight: the ranking
+//                                       before 2026-11-27; metricSqrtWeight: × √(channel weight), see Score)
 //        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
@@ -28,6 +29,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { SCORES, type Score } from "../ts/allocation/index.js";
 import { Experiment, type ExperimentConfig, type ExperimentRun, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
 
 // ---------------------------------------------------------------- rows
@@ -273,8 +275,8 @@ export function parseOptions(argv: string[]): Options {
   if (values["lba-r-end"] !== undefined) lba.rEnd = fraction("lba-r-end", values["lba-r-end"]);
   const score = values["lba-score"];
   if (score !== undefined) {
-    if (score !== "metric" && score !== "metricPerWeight") throw new Error(`--lba-score: ${JSON.stringify(score)} is not metric or metricPerWeight`);
-    lba.score = score;
+    if (!(SCORES as readonly string[]).includes(score)) throw new Error(`--lba-score: ${JSON.stringify(score)} is not ${SCORES.slice(0, -1).join(", ")} or ${SCORES[SCORES.length - 1]}`);
+    lba.score = score as Score;
   }
   let vggEpochs: Options["vggEpochs"];
   if (values["vgg-epochs"] !== undefined) {

@@ -60,7 +60,7 @@ describe("validatePolicyConfig", () => {
     ["schedule.epochs", { schedule: { totalEpochs: 10, epochs: 3 } }, /^schedule\.epochs: unknown field$/],
     ["criterion", { criterion: "loss" }, /^criterion: expected "sensitivity" or "lookahead", got "loss"$/],
     ["allocator", { allocator: "greedy" }, /^allocator: expected "decrement" or "giveback", got "greedy"$/],
-    ["score", { score: "perChannel" }, /^score: expected "metric" or "metricPerWeight", got "perChannel"$/],
+    ["score", { score: "perChannel" }, /^score: expected "metric", "metricPerWeight" or "metricSqrtWeight", got "perChannel"$/],
     ["weightBudgte", { weightBudgte: 2 }, /^weightBudgte: unknown field$/],
   ];
   for (const [field, over, message] of cases) {

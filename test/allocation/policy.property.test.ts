@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  allocateBits, averageBits, decrementWindow, deserializeState, initialState, resolvePolicyConfig, serializeState,
+  allocateBits, averageBits, decrementWindow, deserializeState, initialState, resolvePolicyConfig, SCORES, serializeState,
   type Granularity, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../../ts/allocation/index.js";
 import { ANY_SHAPES, arbLayers, config, FINE_SHAPES, largestUnitShare, prng, randomSens, runSchedule } from "./fixtures.js";
@@ -262,7 +262,7 @@ describe("LBA policy properties", () => {
       fc.property(
         arbLayers(),
         fc.constantFrom("sensitivity" as const, "lookahead" as const),
-        fc.constantFrom("metric" as const, "metricPerWeight" as const),
+        fc.constantFrom(...SCORES),
         fc.constantFrom("weight" as const, "act" as const),
         fc.double({ min: 0.01, max: 0.4, noNaN: true }),
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
@@ -290,7 +290,9 @@ describe("LBA policy properties", () => {
             const w = kind === "weight" ? layer.paramsPerOutChannel : layer.actElemsPerInChannel;
             Array.from(cur).forEach((x, c) => {
               const cost = criterion === "sensitivity" ? x : Math.max(0, lower[c]! - x);
-              candidates.push({ l, c, score: score === "metric" ? cost : cost / w });
+              // metricSqrtWeight: cost × √w, written as the policy weight-averages it (the same rounding, for ties)
+              const rank = score === "metric" ? cost : score === "metricPerWeight" ? cost / w : (cost * (w * Math.sqrt(w))) / w;
+              candidates.push({ l, c, score: rank });
             });
           });
           candidates.sort((a, b) => a.score - b.score || a.l - b.l || a.c - b.c);

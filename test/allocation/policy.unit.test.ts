@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
   allocateBits, averageBits, initialState, resolvePolicyConfig, schemeBits, windowPhase,
-  type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
+  type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState, type Score,
 } from "../../ts/allocation/index.js";
 
 function body(name: string, outChannels: number, paramsPerOutChannel: number, inChannels = 1, actElemsPerInChannel = 1): LayerShape {
@@ -80,6 +80,18 @@ describe("LBA ranking and decrements", () => {
     assert.deepEqual(weightBitsOf(tie.state, "b"), [4, 4]);
   });
 
+  it("score metricSqrtWeight multiplies the metric by the square root of the channel's weight", () => {
+    const layers = [FIRST, body("a", 2, 9), body("b", 2, 100), LAST];
+    const cfg = cfgOf({ score: "metricSqrtWeight", schedule: { totalEpochs: 10, rStart: 0.01 } });
+    const s0 = initialState(layers, cfg);
+    // × √w: a's channel 0 scores 2 × 3 = 6, b's channel 1 scores 1 × 10 = 10; as it is, b's (1) would go first.
+    const r = allocateBits(s0, layers, cfg, weightSens(layers, { a: [2, 3], b: [5, 1] }), 0);
+    assert.deepEqual(weightBitsOf(r.state, "a"), [3, 4]);
+    assert.deepEqual(weightBitsOf(r.state, "b"), [4, 4]);
+    const byMetric = allocateBits(s0, layers, cfgOf({ schedule: { totalEpochs: 10, rStart: 0.01 } }), weightSens(layers, { a: [2, 3], b: [5, 1] }), 0);
+    assert.deepEqual(weightBitsOf(byMetric.state, "b"), [4, 3]);
+  });
+
   it("skips a take that would overshoot the budget for a finer unit that lands on it", () => {
     // LP, start 2: layer weights 50%, 25%, 25%; budget 1.75. The cheapest layer (big) would land on 1.5.
     const layers = [FIRST, body("big", 4, 50), body("s1", 2, 50), body("s2", 2, 50), LAST];
@@ -139,9 +151,9 @@ describe("LBA ranking and decrements", () => {
   it("allocates activations per input channel, weighted by feature-map size in the average, ranked by the metric as it is", () => {
     const layers = [FIRST, body("a", 2, 9, 4, 100), body("b", 2, 9, 4, 10), LAST];
     const sens: EpochSensitivities = { layers: [{ name: "a", weight: [1, 1], act: [1, 1, 1, 1] }, { name: "b", weight: [1, 1], act: [5, 5, 0.5, 5] }] };
-    const run = (score: "metric" | "metricPerWeight"): PolicyState => {
+    const run = (score: Score, s: EpochSensitivities = sens): PolicyState => {
       const cfg = cfgOf({ weightBudget: 32, actBudget: 3, score, schedule: { totalEpochs: 10, rStart: 0.01 } });
-      return allocateBits(initialState(layers, cfg), layers, cfg, sens, 0).state;
+      return allocateBits(initialState(layers, cfg), layers, cfg, s, 0).state;
     };
     // Per element, b's channel 2 (0.5) is the cheapest; a's big maps do not make its channels cheaper.
     const byMetric = run("metric");
@@ -152,6 +164,12 @@ describe("LBA ranking and decrements", () => {
     const perWeight = run("metricPerWeight");
     assert.deepEqual(perWeight.layers[1]!.actBits, [3, 4, 4, 4]);
     assert.deepEqual(perWeight.layers[2]!.actBits, [4, 4, 4, 4]);
+    // a's channel 0 at 0.2: the cheapest as it is, but × √(map size) it scores 0.2 × 10 = 2 against b's 0.5 × √10 ≈ 1.6.
+    const bigMapCheap: EpochSensitivities = { layers: [{ name: "a", weight: [1, 1], act: [0.2, 1, 1, 1] }, sens.layers[1]!] };
+    assert.deepEqual(run("metric", bigMapCheap).layers[1]!.actBits, [3, 4, 4, 4]);
+    const sqrtWeight = run("metricSqrtWeight", bigMapCheap);
+    assert.deepEqual(sqrtWeight.layers[1]!.actBits, [4, 4, 4, 4]);
+    assert.deepEqual(sqrtWeight.layers[2]!.actBits, [4, 4, 3, 4]);
   });
 });
 

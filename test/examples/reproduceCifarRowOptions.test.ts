@@ -26,7 +26,7 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
   });
 
   it("names the flag for a bad value", () => {
-    assert.throws(() => parseOptions(["--data", data, "--lba-score", "perChannel"]), /--lba-score: "perChannel" is not metric or metricPerWeight/);
+    assert.throws(() => parseOptions(["--data", data, "--lba-score", "perChannel"]), /--lba-score: "perChannel" is not metric, metricPerWeight or metricSqrtWeight/);
     assert.throws(() => parseOptions(["--data", data, "--min-bits", "9"]), /--min-bits: "9" is not an integer in 0\.\.8/);
   });
 

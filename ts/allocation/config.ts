@@ -1,5 +1,5 @@
 // Validation of a PolicyConfig and the defaults the policy fills in.
-import type { PolicyConfig, ResolvedPolicyConfig } from "./types.js";
+import type { PolicyConfig, ResolvedPolicyConfig, Score } from "./types.js";
 
 /** Width that means "not quantized". */
 export const FULL_PRECISION_BITS = 32;
@@ -8,6 +8,11 @@ export const EDGE_LAYER_BITS = 8;
 /** A budget counts as met when the average lies within this many bits of it. */
 export const BUDGET_TOLERANCE_BITS = 0.05;
 export const MAX_QUANT_BITS = 8;
+/** Every LBA ranking (Score), for validation messages and option parsers. */
+export const SCORES: readonly Score[] = ["metric", "metricPerWeight", "metricSqrtWeight"];
+/** "a", "b" or "c": the alternatives of a validation message. */
+const listAlternatives = (names: readonly string[]): string =>
+  names.length < 2 ? names.map((n) => JSON.stringify(n)).join("") : `${names.slice(0, -1).map((n) => JSON.stringify(n)).join(", ")} or ${JSON.stringify(names[names.length - 1])}`;
 
 const DEFAULTS = {
   granularity: "CP",
@@ -152,7 +157,7 @@ export function validatePolicyConfig(config: unknown): string[] {
   const a = config["allocator"];
   if (a !== undefined && a !== "decrement" && a !== "giveback") errors.push(`allocator: expected "decrement" or "giveback", got ${describe(a)}`);
   const sc = config["score"];
-  if (sc !== undefined && sc !== "metric" && sc !== "metricPerWeight") errors.push(`score: expected "metric" or "metricPerWeight", got ${describe(sc)}`);
+  if (sc !== undefined && !(SCORES as readonly unknown[]).includes(sc)) errors.push(`score: expected ${listAlternatives(SCORES)}, got ${describe(sc)}`);
   return errors;
 }
 

@@ -4,7 +4,7 @@ export type {
   PinnedBits, PolicyConfig, PolicyState, ResolvedPolicyConfig, ResolvedSchedule, ScheduleConfig, Score,
 } from "./types.js";
 export {
-  BUDGET_TOLERANCE_BITS, EDGE_LAYER_BITS, FULL_PRECISION_BITS, MAX_QUANT_BITS, resolvePolicyConfig, validatePolicyConfig, windowLength,
+  BUDGET_TOLERANCE_BITS, EDGE_LAYER_BITS, FULL_PRECISION_BITS, MAX_QUANT_BITS, SCORES, resolvePolicyConfig, validatePolicyConfig, windowLength,
 } from "./config.js";
 export { decrementWindow, windowPhase, type WindowPhase } from "./schedule.js";
 export { averageBits, deserializeState, initialState, serializeState } from "./state.js";

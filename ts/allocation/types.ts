@@ -46,8 +46,11 @@ export type Allocator = "decrement" | "giveback";
  * elements), which is per bit-weight saved, so "metric" ranks by it as it is (the weight-averaged metric for LP/GP
  * units): the paper's ranking. "metricPerWeight" divides once more by the channel's weight (the ranking before
  * this option existed); it takes bits first from channels with big feature maps or many parameters.
+ * "metricSqrtWeight" multiplies it by the square root of the channel's weight (beyond the paper): the metric is |Σ|
+ * over the channel's n elements divided by n, and terms of random sign cancel in that sum, so it shrinks like 1/√n
+ * on its own; ×√weight ranks channels as if their terms did not cancel, undoing that bias against big feature maps.
  */
-export type Score = "metric" | "metricPerWeight";
+export type Score = "metric" | "metricPerWeight" | "metricSqrtWeight";
 
 export interface PolicyConfig {
   /** Average weight bits target, e.g. 2, 1, 0.7; 32 = full precision weights. */

@@ -60,13 +60,14 @@ export function addUnitBits(bits: LayerBits[], unit: Unit, kind: BitKind, delta:
 /**
  * The unit's rank (lower loses a bit first). A channel's cost is per element, i.e. per bit-weight, so "metric"
  * weight-averages it over the unit's channels (a CP unit: its channel's cost as it is); "metricPerWeight" divides
- * the summed cost by the summed weight, which counts the channel's size twice.
+ * the summed cost by the summed weight, which counts the channel's size twice; "metricSqrtWeight" weight-averages
+ * cost × √(channel weight) (see Score).
  */
 export function unitScore(unit: Unit, costs: readonly number[][], score: Score): number {
   let sum = 0;
   for (const r of unit.runs) {
     const row = costs[r.layer] as number[];
-    const w = score === "metric" ? r.channelWeight : 1;
+    const w = score === "metric" ? r.channelWeight : score === "metricSqrtWeight" ? r.channelWeight * Math.sqrt(r.channelWeight) : 1;
     for (let c = r.from; c < r.to; c++) sum += (row[c] as number) * w;
   }
   return sum / unit.weight;

@@ -2,6 +2,7 @@
 // that names every bad field, and resolved with defaults before anything starts.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import type { Score } from "../allocation/index.js";
 
 export type LevelsMode = "laplace" | "gaussian" | "empirical" | "uniform";
 
@@ -23,7 +24,7 @@ export interface QuantConfig {
   lba?: {
     rampFraction?: number; rStart?: number; rEnd?: number; criterion?: "sensitivity" | "lookahead"; allocator?: "decrement" | "giveback";
     /** How channels rank (default "metric", the paper's); see Score in ts/allocation/types.ts. */
-    score?: "metric" | "metricPerWeight";
+    score?: Score;
   };
 }
 
