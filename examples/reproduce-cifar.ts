@@ -10,8 +10,9 @@
 //        [--precision bf16] [--compile] [--lr-fp 0.1] [--lr-q LR] [--wd-q 1e-4] [--warm-epochs 0]
 //        (--lr-q: every quantized row's fine-tuning LR; without it each row takes its own, Row.lrQ, else 0.02)
 //        [--lba-ramp 0.4] [--lba-r-start 0.01] [--lba-r-end 0.4] [--resume-existing] [--deadline-s 0]
-//        [--lba-score metric|metricPerWeight|metricSqrtWeight]   (how LBA ranks channels; metricPerWeight: the ranking
-//                                       before 2026-11-27; metricSqrtWeight: × √(channel weight), see Score)
+//        [--lba-score SCORE[,ACT_SCORE]]   (how LBA ranks channels, SCORE one of metric|metricPerWeight|metricSqrtWeight;
+//                                       a second one for the activations; metricPerWeight: the ranking before
+//                                       2026-11-27; metricSqrtWeight: × √(channel weight), see Score)
 //        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
@@ -273,10 +274,16 @@ export function parseOptions(argv: string[]): Options {
   if (values["lba-ramp"] !== undefined) lba.rampFraction = fraction("lba-ramp", values["lba-ramp"]);
   if (values["lba-r-start"] !== undefined) lba.rStart = fraction("lba-r-start", values["lba-r-start"]);
   if (values["lba-r-end"] !== undefined) lba.rEnd = fraction("lba-r-end", values["lba-r-end"]);
-  const score = values["lba-score"];
-  if (score !== undefined) {
-    if (!(SCORES as readonly string[]).includes(score)) throw new Error(`--lba-score: ${JSON.stringify(score)} is not ${SCORES.slice(0, -1).join(", ")} or ${SCORES[SCORES.length - 1]}`);
-    lba.score = score as Score;
+  if (values["lba-score"] !== undefined) {
+    // SCORE (both kinds) or WEIGHTS,ACTIVATIONS
+    const parts = values["lba-score"].split(",");
+    if (parts.length > 2) throw new Error(`--lba-score: ${JSON.stringify(values["lba-score"])} is not SCORE or WEIGHT_SCORE,ACT_SCORE`);
+    const [w, a] = parts.map((score): Score => {
+      if (!(SCORES as readonly string[]).includes(score)) throw new Error(`--lba-score: ${JSON.stringify(score)} is not ${SCORES.slice(0, -1).join(", ")} or ${SCORES[SCORES.length - 1]}`);
+      return score as Score;
+    });
+    lba.score = w;
+    if (a !== undefined && a !== w) lba.actScore = a;
   }
   let vggEpochs: Options["vggEpochs"];
   if (values["vgg-epochs"] !== undefined) {
@@ -425,7 +432,7 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.rampFraction !== undefined) parts.push(`--lba-ramp ${o.lba.rampFraction}`);
   if (o.lba.rStart !== undefined) parts.push(`--lba-r-start ${o.lba.rStart}`);
   if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
-  if (o.lba.score !== undefined) parts.push(`--lba-score ${o.lba.score}`);
+  if (o.lba.score !== undefined) parts.push(`--lba-score ${o.lba.score}${o.lba.actScore !== undefined ? `,${o.lba.actScore}` : ""}`);
   if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
   const ownEpochs = chain.filter((id) => o.rowEpochs?.has(id)).map((id) => `${id}=${o.rowEpochs!.get(id)}`);
   if (ownEpochs.length) parts.push(`--row-epochs ${ownEpochs.join(",")}`);

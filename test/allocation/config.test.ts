@@ -61,6 +61,7 @@ describe("validatePolicyConfig", () => {
     ["criterion", { criterion: "loss" }, /^criterion: expected "sensitivity" or "lookahead", got "loss"$/],
     ["allocator", { allocator: "greedy" }, /^allocator: expected "decrement" or "giveback", got "greedy"$/],
     ["score", { score: "perChannel" }, /^score: expected "metric", "metricPerWeight" or "metricSqrtWeight", got "perChannel"$/],
+    ["actScore", { actScore: "sqrt" }, /^actScore: expected "metric", "metricPerWeight" or "metricSqrtWeight", got "sqrt"$/],
     ["weightBudgte", { weightBudgte: 2 }, /^weightBudgte: unknown field$/],
   ];
   for (const [field, over, message] of cases) {

@@ -170,6 +170,13 @@ describe("LBA ranking and decrements", () => {
     const sqrtWeight = run("metricSqrtWeight", bigMapCheap);
     assert.deepEqual(sqrtWeight.layers[1]!.actBits, [4, 4, 4, 4]);
     assert.deepEqual(sqrtWeight.layers[2]!.actBits, [4, 4, 3, 4]);
+    // actScore ranks the activations alone: the weights' score does not reach them.
+    const split = (score: Score, actScore: Score): PolicyState => {
+      const cfg = cfgOf({ weightBudget: 32, actBudget: 3, score, actScore, schedule: { totalEpochs: 10, rStart: 0.01 } });
+      return allocateBits(initialState(layers, cfg), layers, cfg, bigMapCheap, 0).state;
+    };
+    assert.deepEqual(split("metricSqrtWeight", "metric").layers[1]!.actBits, [3, 4, 4, 4]);
+    assert.deepEqual(split("metric", "metricSqrtWeight").layers[2]!.actBits, [4, 4, 3, 4]);
   });
 });
 

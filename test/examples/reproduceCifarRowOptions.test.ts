@@ -25,6 +25,17 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.doesNotMatch(rowCommand(plain, row("r20-w1a2-cp")), /--lba-score|--min-bits/);
   });
 
+  it("--lba-score W,A ranks weights and activations apart, and prints both", () => {
+    const o = parseOptions(["--data", data, "--lba-score", "metricSqrtWeight,metric"]);
+    const lba = rowConfig(o, row("r20-w2a2-cp"), "cpu").quant?.lba;
+    assert.equal(lba?.score, "metricSqrtWeight");
+    assert.equal(lba?.actScore, "metric");
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--lba-score metricSqrtWeight,metric/);
+    assert.equal(rowConfig(parseOptions(["--data", data, "--lba-score", "metric,metric"]), row("r20-w2a2-cp"), "cpu").quant?.lba?.actScore, undefined);
+    assert.throws(() => parseOptions(["--data", data, "--lba-score", "metric,metric,metric"]), /--lba-score: "metric,metric,metric" is not SCORE or WEIGHT_SCORE,ACT_SCORE/);
+    assert.throws(() => parseOptions(["--data", data, "--lba-score", "metric,sqrt"]), /--lba-score: "sqrt" is not metric/);
+  });
+
   it("names the flag for a bad value", () => {
     assert.throws(() => parseOptions(["--data", data, "--lba-score", "perChannel"]), /--lba-score: "perChannel" is not metric, metricPerWeight or metricSqrtWeight/);
     assert.throws(() => parseOptions(["--data", data, "--min-bits", "9"]), /--min-bits: "9" is not an integer in 0\.\.8/);

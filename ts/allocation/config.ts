@@ -30,7 +30,7 @@ const DEFAULTS = {
 
 const CONFIG_FIELDS = new Set([
   "weightBudget", "actBudget", "granularity", "startBits", "minBits", "maxBits", "actMinBits", "actMaxBits",
-  "pinned", "schedule", "criterion", "allocator", "score",
+  "pinned", "schedule", "criterion", "allocator", "score", "actScore",
 ]);
 const SCHEDULE_FIELDS = new Set(["totalEpochs", "startEpoch", "rampFraction", "rStart", "rEnd"]);
 const PIN_FIELDS = new Set(["weightBits", "actBits"]);
@@ -158,6 +158,8 @@ export function validatePolicyConfig(config: unknown): string[] {
   if (a !== undefined && a !== "decrement" && a !== "giveback") errors.push(`allocator: expected "decrement" or "giveback", got ${describe(a)}`);
   const sc = config["score"];
   if (sc !== undefined && !(SCORES as readonly unknown[]).includes(sc)) errors.push(`score: expected ${listAlternatives(SCORES)}, got ${describe(sc)}`);
+  const asc = config["actScore"];
+  if (asc !== undefined && !(SCORES as readonly unknown[]).includes(asc)) errors.push(`actScore: expected ${listAlternatives(SCORES)}, got ${describe(asc)}`);
   return errors;
 }
 
@@ -192,5 +194,6 @@ export function resolvePolicyConfig(config: PolicyConfig): ResolvedPolicyConfig 
     criterion: config.criterion ?? DEFAULTS.criterion,
     allocator: config.allocator ?? DEFAULTS.allocator,
     score: config.score ?? DEFAULTS.score,
+    actScore: config.actScore ?? config.score ?? DEFAULTS.score,
   };
 }

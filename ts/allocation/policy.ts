@@ -227,7 +227,8 @@ export function allocateBits(
       continue;
     }
     const costs = channelCosts(cfg, layers, kind, sens);
-    const scores = units.map((u) => unitScore(u, costs, cfg.score));
+    const score = kind === "act" ? cfg.actScore : cfg.score;
+    const scores = units.map((u) => unitScore(u, costs, score));
     const a = new KindAllocation(next.layers, kind, limits, ledgerOf(next.layers, layers, kind, limits));
 
     if (!next[frozenKey]) {
@@ -237,7 +238,7 @@ export function allocateBits(
     } else {
       const previousCosts = next.history?.[kind] ?? null;
       if (previousCosts !== null && cfg.granularity !== "GP") {
-        const previous = units.map((u) => unitScore(u, previousCosts, cfg.score));
+        const previous = units.map((u) => unitScore(u, previousCosts, score));
         const maxSwaps = Math.max(1, Math.ceil(cfg.schedule.rStart * units.length));
         changed = giveBack(a, units, scores, previous, maxSwaps) || changed;
       }

@@ -76,6 +76,8 @@ export interface PolicyConfig {
   allocator?: Allocator;
   /** Default "metric". */
   score?: Score;
+  /** How activation channels rank; default: `score`. */
+  actScore?: Score;
 }
 
 /** Per-channel LBA metric of one epoch, per layer (mirrors proto LayerStats). */
@@ -143,5 +145,7 @@ export interface ResolvedPolicyConfig {
   schedule: ResolvedSchedule;
   criterion: Criterion;
   allocator: Allocator;
+  /** Weights' ranking. */
   score: Score;
+  actScore: Score;
 }

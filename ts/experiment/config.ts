@@ -25,6 +25,8 @@ export interface QuantConfig {
     rampFraction?: number; rStart?: number; rEnd?: number; criterion?: "sensitivity" | "lookahead"; allocator?: "decrement" | "giveback";
     /** How channels rank (default "metric", the paper's); see Score in ts/allocation/types.ts. */
     score?: Score;
+    /** How activation channels rank (default: `score`). */
+    actScore?: Score;
   };
 }
 

@@ -64,6 +64,7 @@ function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
     criterion: q.lba?.criterion ?? "sensitivity",
     allocator: q.lba?.allocator ?? "decrement",
     ...(q.lba?.score !== undefined ? { score: q.lba.score } : {}),
+    ...(q.lba?.actScore !== undefined ? { actScore: q.lba.actScore } : {}),
   };
 }
 
