@@ -10,9 +10,8 @@ export const BUDGET_TOLERANCE_BITS = 0.05;
 export const MAX_QUANT_BITS = 8;
 /** Every LBA ranking (Score), for validation messages and option parsers. */
 export const SCORES: readonly Score[] = ["metric", "metricPerWeight", "metricSqrtWeight"];
-/** "a", "b" or "c": the alternatives of a validation message. */
-const listAlternatives = (names: readonly string[]): string =>
-  names.length < 2 ? names.map((n) => JSON.stringify(n)).join("") : `${names.slice(0, -1).map((n) => JSON.stringify(n)).join(", ")} or ${JSON.stringify(names[names.length - 1])}`;
+/** `"metric", "metricPerWeight" or "metricSqrtWeight"`, for the validation messages of score and actScore. */
+const SCORE_ALTERNATIVES = `${SCORES.slice(0, -1).map((n) => JSON.stringify(n)).join(", ")} or ${JSON.stringify(SCORES[SCORES.length - 1])}`;
 
 const DEFAULTS = {
   granularity: "CP",
@@ -156,10 +155,10 @@ export function validatePolicyConfig(config: unknown): string[] {
   if (c !== undefined && c !== "sensitivity" && c !== "lookahead") errors.push(`criterion: expected "sensitivity" or "lookahead", got ${describe(c)}`);
   const a = config["allocator"];
   if (a !== undefined && a !== "decrement" && a !== "giveback") errors.push(`allocator: expected "decrement" or "giveback", got ${describe(a)}`);
-  const sc = config["score"];
-  if (sc !== undefined && !(SCORES as readonly unknown[]).includes(sc)) errors.push(`score: expected ${listAlternatives(SCORES)}, got ${describe(sc)}`);
-  const asc = config["actScore"];
-  if (asc !== undefined && !(SCORES as readonly unknown[]).includes(asc)) errors.push(`actScore: expected ${listAlternatives(SCORES)}, got ${describe(asc)}`);
+  for (const field of ["score", "actScore"] as const) {
+    const sc = config[field];
+    if (sc !== undefined && !(SCORES as readonly unknown[]).includes(sc)) errors.push(`${field}: expected ${SCORE_ALTERNATIVES}, got ${describe(sc)}`);
+  }
   return errors;
 }
 
