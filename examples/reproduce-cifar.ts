@@ -14,6 +14,8 @@
 //                                       a second one for the activations; metricPerWeight: the ranking before
 //                                       2026-11-27; metricSqrtWeight: × √(channel weight), see Score)
 //        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
+//        [--lba-allocator decrement|giveback]   (giveback: after LBA freezes, later epochs may still swap bits; not the paper's)
+//        [--act-mode uniform|table]   (activation levels: uniform with a learned clip, or the DMBQ table under the clip)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
 //        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
@@ -203,6 +205,8 @@ export interface Options {
   lba: NonNullable<QuantConfig["lba"]>;
   /** `--min-bits`: the weight bits every quantized row's channels may fall to (the policy's minBits). */
   minBits?: number;
+  /** `--act-mode`: the quantized rows' activation levels (QuantConfig.actMode; default uniform with a learned clip). */
+  actMode?: "uniform" | "table";
   trainLimit: number;
   testLimit: number;
   keepCheckpoints: number;
@@ -242,7 +246,9 @@ export function parseOptions(argv: string[]): Options {
       "lba-r-start": { type: "string" },
       "lba-r-end": { type: "string" },
       "lba-score": { type: "string" },
+      "lba-allocator": { type: "string" },
       "min-bits": { type: "string" },
+      "act-mode": { type: "string" },
       "row-epochs": { type: "string" },
       "train-limit": { type: "string", default: "0" },
       "test-limit": { type: "string", default: "0" },
@@ -285,6 +291,11 @@ export function parseOptions(argv: string[]): Options {
     lba.score = w;
     if (a !== undefined && a !== w) lba.actScore = a;
   }
+  const allocator = values["lba-allocator"];
+  if (allocator !== undefined) {
+    if (allocator !== "decrement" && allocator !== "giveback") throw new Error(`--lba-allocator: ${JSON.stringify(allocator)} is not decrement or giveback`);
+    lba.allocator = allocator;
+  }
   let vggEpochs: Options["vggEpochs"];
   if (values["vgg-epochs"] !== undefined) {
     const parts = values["vgg-epochs"].split(",");
@@ -298,6 +309,8 @@ export function parseOptions(argv: string[]): Options {
   }
   const startFrom = parseStartFrom(values["start-from"]!);
   const rowEpochs = new Map(rowPairs("row-epochs", values["row-epochs"] ?? "", "N").map(([row, n]) => [row.id, int("row-epochs", n, 1)]));
+  const actMode = values["act-mode"];
+  if (actMode !== undefined && actMode !== "uniform" && actMode !== "table") throw new Error(`--act-mode: ${JSON.stringify(actMode)} is not uniform or table`);
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -321,6 +334,7 @@ export function parseOptions(argv: string[]): Options {
     warmEpochs: int("warm-epochs", values["warm-epochs"], 0),
     lba,
     ...(values["min-bits"] !== undefined ? { minBits: num("min-bits", values["min-bits"], (v) => Number.isInteger(v) && v >= 0 && v <= 8, "an integer in 0..8") } : {}),
+    ...(actMode !== undefined ? { actMode } : {}),
     trainLimit: int("train-limit", values["train-limit"], 0),
     testLimit: int("test-limit", values["test-limit"], 0),
     keepCheckpoints: int("keep-checkpoints", values["keep-checkpoints"], 1),
@@ -412,7 +426,7 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
     compile: o.compile,
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
-    ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+    ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(o.actMode !== undefined ? { actMode: o.actMode } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
     ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
   };
 }
@@ -433,7 +447,9 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.rStart !== undefined) parts.push(`--lba-r-start ${o.lba.rStart}`);
   if (o.lba.rEnd !== undefined) parts.push(`--lba-r-end ${o.lba.rEnd}`);
   if (o.lba.score !== undefined) parts.push(`--lba-score ${o.lba.score}${o.lba.actScore !== undefined ? `,${o.lba.actScore}` : ""}`);
+  if (o.lba.allocator !== undefined) parts.push(`--lba-allocator ${o.lba.allocator}`);
   if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
+  if (o.actMode !== undefined) parts.push(`--act-mode ${o.actMode}`);
   const ownEpochs = chain.filter((id) => o.rowEpochs?.has(id)).map((id) => `${id}=${o.rowEpochs!.get(id)}`);
   if (ownEpochs.length) parts.push(`--row-epochs ${ownEpochs.join(",")}`);
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);

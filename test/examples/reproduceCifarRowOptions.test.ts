@@ -1,4 +1,4 @@
-// --lba-score, --min-bits and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
+// --lba-score, --min-bits, --act-mode and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,6 +34,22 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.equal(rowConfig(parseOptions(["--data", data, "--lba-score", "metric,metric"]), row("r20-w2a2-cp"), "cpu").quant?.lba?.actScore, undefined);
     assert.throws(() => parseOptions(["--data", data, "--lba-score", "metric,metric,metric"]), /--lba-score: "metric,metric,metric" is not SCORE or WEIGHT_SCORE,ACT_SCORE/);
     assert.throws(() => parseOptions(["--data", data, "--lba-score", "metric,sqrt"]), /--lba-score: "sqrt" is not metric/);
+  });
+
+  it("--act-mode puts the activation levels into quant, for quantized rows only, and prints them", () => {
+    const o = parseOptions(["--data", data, "--act-mode", "table"]);
+    assert.equal(rowConfig(o, row("r20-w2a2-cp"), "cpu").quant?.actMode, "table");
+    assert.equal(rowConfig(o, row("r20-fp"), "cpu").quant, undefined);
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--act-mode table/);
+    assert.equal(rowConfig(parseOptions(["--data", data]), row("r20-w2a2-cp"), "cpu").quant?.actMode, undefined);
+    assert.throws(() => parseOptions(["--data", data, "--act-mode", "laplace"]), /--act-mode: "laplace" is not uniform or table/);
+  });
+
+  it("--lba-allocator reaches lba and the command", () => {
+    const o = parseOptions(["--data", data, "--lba-allocator", "giveback"]);
+    assert.equal(rowConfig(o, row("r20-w2a2-cp"), "cpu").quant?.lba?.allocator, "giveback");
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--lba-allocator giveback/);
+    assert.throws(() => parseOptions(["--data", data, "--lba-allocator", "greedy"]), /--lba-allocator: "greedy" is not decrement or giveback/);
   });
 
   it("names the flag for a bad value", () => {
