@@ -43,6 +43,15 @@ class DigitsCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def conv_after_relu(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layer(relu(x)). A quantized layer (folds_input_relu) folds the ReLU into its activation quantizer, whose levels
+    start at 0 anyway: on the GPU that spares the ReLU's own pass over the tensor in forward and in backward. Only
+    where relu(x) feeds this layer alone (a residual block's second conv, not its first: the shortcut reads that)."""
+    if getattr(layer, "folds_input_relu", False):
+        return layer(x, relu_input=True)  # type: ignore[no-any-return]
+    return layer(F.relu(x))  # type: ignore[no-any-return]
+
+
 # ---------------------------------------------------------------- ResNet-20 (CIFAR)
 
 
@@ -66,8 +75,7 @@ class _CifarBasicBlock(nn.Module):
         return F.pad(x, (0, 0, 0, 0, half, self.pad_channels - half))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(conv_after_relu(self.conv2, self.bn1(self.conv1(x))))
         return F.relu(out + self.shortcut(x))
 
 
@@ -159,8 +167,7 @@ class _BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(conv_after_relu(self.conv2, self.bn1(self.conv1(x))))
         return F.relu(out + identity)
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, ActModeName, ActQuantSTE, act_quant_ops
-from dmbq_worker.quant.fused import FusedUniformActQuantSTE, act_fusable
+from dmbq_worker.quant.fused import FusedUniformActQuantSTE, act_fusable, conv_operand_dtype
 from dmbq_worker.quant.levels import FP_BITS, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -131,7 +131,10 @@ class ActQuantizer(CompactTablesState):
     def channel_dim(self, x: Tensor) -> int:
         return x.dim() + self.channel_dim_from_end
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, relu_input: bool = False) -> Tensor:
+        """Quantize x, or with `relu_input` relu(x): the fused kernels then fold the ReLU in (its own forward and
+        backward passes are not run); every other path applies it first. The clip's initialisation and the
+        histograms already count x <= 0 as 0, so they take x as it is."""
         cdim = self.channel_dim(x)
         if self.training:
             if self.init_clip_pending:
@@ -141,7 +144,19 @@ class ActQuantizer(CompactTablesState):
         # No backward under no_grad (evaluation): nothing to collect there.
         probe, probe_lower = (self.probe, self.probe_lower) if torch.is_grad_enabled() else (None, None)
         if self.all_full_precision:
-            return x  # nothing quantized: x_hat = x, so every sensitivity and look-ahead is 0
+            # nothing quantized: x_hat = x, so every sensitivity and look-ahead is 0
+            return nn.functional.relu(x) if relu_input else x
+        compiling = torch.compiler.is_compiling()
+        # the fused kernels hand the probes signed per-step sums: only a folding collector (signed_probes) may lend
+        # them its probes
+        collecting = probe is not None or probe_lower is not None
+        if (not compiling and self.mode == "uniform" and (self.signed_probes or not collecting)
+                and act_fusable(x, cdim)):
+            return FusedUniformActQuantSTE.apply(  # type: ignore[no-any-return]
+                x, self.clip, self.n_steps, self.fp_mask, self.lower_n_steps, probe, probe_lower,
+                self.any_full_precision, conv_operand_dtype(x), relu_input)
+        if relu_input:
+            x = nn.functional.relu(x)
         args = (
             x,
             self.clip,
@@ -158,15 +173,6 @@ class ActQuantizer(CompactTablesState):
             cdim,
             self.any_full_precision,
         )
-        compiling = torch.compiler.is_compiling()
-        # the fused kernels hand the probes signed per-step sums: only a folding collector (signed_probes) may lend
-        # them its probes
-        collecting = probe is not None or probe_lower is not None
-        if (not compiling and self.mode == "uniform" and (self.signed_probes or not collecting)
-                and act_fusable(x, cdim)):
-            return FusedUniformActQuantSTE.apply(  # type: ignore[no-any-return]
-                x, self.clip, self.n_steps, self.fp_mask, self.lower_n_steps, probe, probe_lower,
-                self.any_full_precision)
         if self.signed_probes or compiling:
             return act_quant_ops(*args)
         return ActQuantSTE.apply(*args)

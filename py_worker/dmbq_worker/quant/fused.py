@@ -81,6 +81,20 @@ def act_fusable(x: Tensor, channel_dim: int) -> bool:
     return x.dim() == 2 and channel_dim == 1 and x.is_contiguous()
 
 
+def conv_operand_dtype(t: Tensor) -> torch.dtype | None:
+    """The dtype autocast gives a conv / linear operand on t's device, or None outside autocast.
+
+    The quantizers feed a conv or linear, which autocast would cast their output to: emitting that dtype from the
+    kernel (same round-to-nearest-even) spares a cast kernel each way per layer (the weight's fp32 -> bf16 copy in
+    forward and its gradient's bf16 -> fp32 copy in backward): two launches per layer, more than ResNet-20's
+    FP step pays for them itself."""
+    dev = t.device.type
+    if torch.is_autocast_enabled(dev):
+        dtype = torch.get_autocast_dtype(dev)
+        return dtype if dtype != t.dtype else None
+    return None
+
+
 def _same_layout(g: Tensor, like: Tensor) -> Tensor:
     """g with like's strides (a copy only when autograd handed another layout)."""
     if g.stride() == like.stride():
@@ -126,7 +140,9 @@ def _running_sum(probe: Tensor | None) -> Tensor | None:
 class FusedWeightQuantSTE(torch.autograd.Function):
     """WeightQuantSTE in two kernels (see functions.py for the semantics). The probes get this step's signed
     sensitivity sums added straight into their gradients (no AccumulateGrad; backward returns None for them), the
-    convention of weight_quant_ops: only a collector that folds every step may hand this Function its probes."""
+    convention of weight_quant_ops: only a collector that folds every step may hand this Function its probes.
+    `out_dtype` (conv_operand_dtype): w_hat in that dtype, rounded as autocast's cast would; the gradient then
+    arrives in it and leaves in the weight's dtype."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -142,11 +158,12 @@ class FusedWeightQuantSTE(torch.autograd.Function):
         lower_thresholds: Tensor,
         probe: Tensor | None,
         probe_lower: Tensor | None,
+        out_dtype: torch.dtype | None = None,
     ) -> Tensor:
         k_ = _kernels()
         channels = weight.shape[0]
         k = weight.numel() // channels
-        out = torch.empty_like(weight)
+        out = torch.empty_like(weight, dtype=out_dtype or weight.dtype)
         scale32 = scale.float()
         k_.weight_forward_kernel[(channels,)](
             weight, out, scale32, levels, thresholds, fp_mask, bits, k,
@@ -173,12 +190,14 @@ class FusedWeightQuantSTE(torch.autograd.Function):
             HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None,
             LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
         )
-        return grad_w, None, None, None, None, None, None, None, None, None, None
+        return grad_w, None, None, None, None, None, None, None, None, None, None, None
 
 
 class FusedUniformActQuantSTE(torch.autograd.Function):
     """ActQuantSTE in uniform mode, in two kernels (see functions.py for the semantics). The probes get this step's
-    signed sums / n added straight into their gradients, as in FusedWeightQuantSTE (a folding collector only)."""
+    signed sums / n added straight into their gradients, as in FusedWeightQuantSTE (a folding collector only).
+    `out_dtype` as in FusedWeightQuantSTE. `relu_input`: x is a ReLU's input, and this quantizes relu(x) (the ReLU
+    folded in: its two passes over the tensor, forward and backward, are not run)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -191,18 +210,24 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         probe: Tensor | None,
         probe_lower: Tensor | None,
         any_fp: bool,
+        out_dtype: torch.dtype | None = None,
+        relu_input: bool = False,
     ) -> Tensor:
         k_ = _kernels()
         c = x.shape[1]
         m = x.numel() // c
-        out = torch.empty_like(x)
+        out = torch.empty_like(x, dtype=out_dtype or x.dtype)
         clip32 = clip.float()
+        # dL/dclip's sum, zeroed by the forward kernel (the backward's blocks add into it): no fill launch
+        grad_clip = torch.empty(1, device=x.device, dtype=torch.float32)
         grid, block_m, block_c = _act_grid(m, c)
-        k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, m, c,
-                                    HAS_FP=any_fp, BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_WARPS, **_NO_FMA)
+        k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, grad_clip, m, c,
+                                    HAS_FP=any_fp, RELU_INPUT=relu_input, BLOCK_M=block_m, BLOCK_C=block_c,
+                                    num_warps=ACT_WARPS, **_NO_FMA)
         ctx.save_for_backward(x, clip32, n_steps, fp_mask, lower_n_steps)
         ctx.probe, ctx.probe_lower = probe, probe_lower
-        ctx.any_fp = any_fp
+        ctx.any_fp, ctx.relu_input = any_fp, relu_input
+        ctx.grad_clip = grad_clip
         ctx.clip_shape, ctx.clip_dtype = clip.shape, clip.dtype
         return out
 
@@ -214,16 +239,20 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         m = x.numel() // c
         g = _same_layout(grad, x)
         grad_x = torch.empty_like(x)
-        grad_clip = torch.zeros(1, device=x.device, dtype=torch.float32)  # the blocks add into it
+        # handed on as the clip's gradient: no reference kept here, so AccumulateGrad may take it without a copy
+        grad_clip, ctx.grad_clip = ctx.grad_clip, None
+        if grad_clip is None:  # a second backward through the same graph (retain_graph): zero a new sum
+            grad_clip = torch.zeros(1, device=x.device, dtype=torch.float32)
         sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
         grid, block_m, block_c = _act_grid(m, c)
         k_.act_backward_kernel[grid](
             x, g, grad_x, clip32, n_steps, lower_n_steps, fp_mask, grad_clip,
             sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip, m, c,
-            HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None,
+            HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None, RELU_INPUT=ctx.relu_input,
             BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_WARPS, **_NO_FMA,
         )
-        return grad_x, grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype), None, None, None, None, None, None
+        clip_grad = grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype)
+        return grad_x, clip_grad, None, None, None, None, None, None, None, None
 
 
 class FusedScaleEma:

@@ -2,8 +2,9 @@
 
     python -m dmbq_worker.quant.fused_check [--device cuda]
 
-Per case: a channels_last activation batch and a weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and
-full-precision channels), forward and backward through both paths with the sensitivity and look-ahead probes (the
+Per case: a channels_last activation batch (also as a ReLU's input, the ReLU folded into the fused kernels) and a
+weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and full-precision channels), in float32, bfloat16
+and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths with the sensitivity and look-ahead probes (the
 fused path hands them the signed sum of the step, the Functions its |.|: compared as |.|). Prints
 the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
 sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
@@ -74,7 +75,19 @@ def _probes(c: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return (torch.zeros(c, device=device, requires_grad=True), torch.zeros(c, device=device, requires_grad=True))
 
 
-def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> Difference:
+def _cast(y: Tensor, out_dtype: torch.dtype | None) -> Tensor:
+    """What autocast does to a conv operand: a copy in its dtype (and the gradient cast back)."""
+    return y if out_dtype is None else y.to(out_dtype)
+
+
+def _case(kind: str, shape: tuple[int, ...], dtype: torch.dtype, out_dtype: torch.dtype | None) -> str:
+    name = f"{kind} {tuple(shape)} {str(dtype).removeprefix('torch.')}"
+    return name if out_dtype is None else f"{name} -> {str(out_dtype).removeprefix('torch.')}"
+
+
+def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int,
+                    out_dtype: torch.dtype | None = None) -> Difference:
+    """`out_dtype`: the fused kernel emits it (as under autocast); the Function's output is cast to it."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(shape, generator=gen).to(dtype)
     if len(shape) == 4:
@@ -92,20 +105,25 @@ def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, 
     pa, pla = _probes(c, device)
     pb, plb = _probes(c, device)
     bits_u8 = torch.tensor(bits, dtype=torch.uint8, device=device)
-    ya = WeightQuantSTE.apply(wa, *args, pa, pla)
-    yb = FusedWeightQuantSTE.apply(wb, *args[:5], bits_u8, *args[5:], pb, plb)
-    g = torch.randn(shape, generator=gen).to(dtype).to(device)
+    ya = _cast(WeightQuantSTE.apply(wa, *args, pa, pla), out_dtype)
+    yb = FusedWeightQuantSTE.apply(wb, *args[:5], bits_u8, *args[5:], pb, plb, out_dtype)
+    assert yb.dtype == ya.dtype
+    g = torch.randn(shape, generator=gen).to(out_dtype or dtype).to(device)
     ya.backward(g)
     yb.backward(g)
     assert wa.grad is not None and wb.grad is not None and pa.grad is not None and pb.grad is not None
     assert pla.grad is not None and plb.grad is not None
-    return Difference(f"weight {tuple(shape)} {str(dtype).removeprefix('torch.')}", _ulps(yb, ya),
+    return Difference(_case("weight", shape, dtype, out_dtype), _ulps(yb, ya),
                       torch.equal(wa.grad, wb.grad), 0.0, _rel(pb.grad.abs(), pa.grad), _rel(plb.grad.abs(), pla.grad))
 
 
-def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int) -> Difference:
+def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int,
+                 out_dtype: torch.dtype | None = None, relu_input: bool = False) -> Difference:
+    """`relu_input`: x has negatives (and exact zeros) and the fused kernels fold the ReLU that the Function's path
+    applies as F.relu first."""
     gen = torch.Generator().manual_seed(seed)
-    x = (torch.randn(shape, generator=gen) * 2.0).relu()
+    x = torch.randn(shape, generator=gen) * 2.0
+    x = x.masked_fill(x.abs() < 0.05, 0.0) if relu_input else x.relu()
     x[..., :2] = 2.5  # some elements exactly at the clip
     x = x.to(dtype)
     if len(shape) == 4:
@@ -127,15 +145,17 @@ def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...
     cb = torch.tensor([2.5], device=device, requires_grad=True)
     pa, pla = _probes(c, device)
     pb, plb = _probes(c, device)
-    ya = ActQuantSTE.apply(xa, ca, n, empty_levels, empty_thresholds, fp_mask, lower_n, empty_levels,
-                           empty_thresholds, pa, pla, "uniform", 1, True)
-    yb = FusedUniformActQuantSTE.apply(xb, cb, n, fp_mask, lower_n, pb, plb, True)
-    g = torch.randn(shape, generator=gen).to(dtype).to(device)
+    xin = torch.nn.functional.relu(xa) if relu_input else xa
+    ya = _cast(ActQuantSTE.apply(xin, ca, n, empty_levels, empty_thresholds, fp_mask, lower_n, empty_levels,
+                                 empty_thresholds, pa, pla, "uniform", 1, True), out_dtype)
+    yb = FusedUniformActQuantSTE.apply(xb, cb, n, fp_mask, lower_n, pb, plb, True, out_dtype, relu_input)
+    assert yb.dtype == ya.dtype
+    g = torch.randn(shape, generator=gen).to(out_dtype or dtype).to(device)
     ya.backward(g)
     yb.backward(g)
     assert xa.grad is not None and xb.grad is not None and ca.grad is not None and cb.grad is not None
     assert pa.grad is not None and pb.grad is not None and pla.grad is not None and plb.grad is not None
-    return Difference(f"act {tuple(shape)} {str(dtype).removeprefix('torch.')}", _ulps(yb, ya),
+    return Difference(_case("relu + act" if relu_input else "act", shape, dtype, out_dtype), _ulps(yb, ya),
                       torch.equal(xa.grad, xb.grad), _rel(cb.grad, ca.grad), _rel(pb.grad.abs(), pa.grad),
                       _rel(plb.grad.abs(), pla.grad))
 
@@ -152,11 +172,15 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
 
 
 def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Difference]:
+    """Every case in float32 and bfloat16, and float32 emitted as bfloat16 (the conv operand under bf16 autocast)."""
     out = []
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype, out_dtype in ((torch.float32, None), (torch.bfloat16, None), (torch.float32, torch.bfloat16)):
         for i, (kind, shape) in enumerate(cases or CASES):
-            fn = compare_weights if kind == "weight" else compare_acts
-            out.append(fn(device, dtype, shape, seed=i))
+            if kind == "weight":
+                out.append(compare_weights(device, dtype, shape, seed=i, out_dtype=out_dtype))
+            else:
+                out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype))
+                out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype, relu_input=True))
     return out
 
 

@@ -57,11 +57,18 @@ def _act_tile(M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
 
 @triton.jit
 def act_forward_kernel(
-    x_ptr, out_ptr, clip_ptr, n_ptr, fp_ptr, M, C,
-    HAS_FP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr, out_ptr, clip_ptr, n_ptr, fp_ptr, clip_grad_ptr, M, C,
+    HAS_FP: tl.constexpr, RELU_INPUT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
+    """RELU_INPUT: x is a ReLU's input and the quantizer's input is relu(x); the levels' clamp at 0 is the ReLU
+    already, only full-precision channels need it. The first block zeroes clip_grad, which the backward's blocks
+    then add into: no fill kernel of its own."""
+    if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
+        tl.store(clip_grad_ptr, 0.0)
     cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if RELU_INPUT:
+        x = tl.maximum(x, 0.0)
     clip = tl.maximum(tl.load(clip_ptr), EPS)
     n = tl.load(n_ptr + cols, mask=cmask, other=1.0)
     clipped = tl.minimum(tl.maximum(x, 0.0), clip)
@@ -84,12 +91,13 @@ def _add_error_sums(x, g, clipped, clip, n_ptr, out_ptr, cols, cmask, fp_ptr, M,
 @triton.jit
 def act_backward_kernel(
     x_ptr, g_ptr, gx_ptr, clip_ptr, n_ptr, lower_n_ptr, fp_ptr, clip_grad_ptr, sens_ptr, sens_lower_ptr, M, C,
-    HAS_FP: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr,
+    HAS_FP: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr, RELU_INPUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """Every block adds its partial sums atomically: dL/dclip into clip_grad (zeroed), and this step's signed
+    """Every block adds its partial sums atomically: dL/dclip into clip_grad (zeroed by the forward), and this step's signed
     sum_e (x - x_hat) g / M per channel into sens (the probe's gradient; the collector folds |.| after the step and
-    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower."""
+    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower. RELU_INPUT: x is the
+    ReLU's input (see the forward): the gradient also passes the ReLU's (x > 0), the errors are relu(x)'s."""
     cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -101,6 +109,9 @@ def act_backward_kernel(
         fp = (tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :]
         inside = inside | fp
         above = above & (fp == 0)
+    if RELU_INPUT:
+        inside = inside & (x > 0.0)  # threshold_backward passes only where relu(x) > 0
+        x = tl.maximum(x, 0.0)
     tl.store(gx_ptr + offs, tl.where(inside, g, 0.0).to(gx_ptr.dtype.element_ty), mask=mask)
     tl.atomic_add(clip_grad_ptr, tl.sum(tl.sum(tl.where(above & mask, g, 0.0), axis=1), axis=0))
     if HAS_SENS:
@@ -149,7 +160,7 @@ def weight_forward_kernel(
         u = tl.div_rn(w, s)
         w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
         w_hat = tl.where(fp, w, w_hat)
-        tl.store(out_ptr + base + ks, w_hat.to(out_ptr.dtype.element_ty), mask=kmask)
+        tl.store(out_ptr + base + ks, w_hat.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
 
 
 @triton.jit

@@ -24,8 +24,12 @@ class QuantConv2d(nn.Conv2d):
         self.act_quant = ActQuantizer(self.in_channels, channel_dim_from_end=-3, clip_init=act_clip_init).to(dev)
         self.weight_quant.reset_scale_(self.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self._conv_forward(self.act_quant(x), self.weight_quant(self.weight), self.bias)
+    # a model may hand it a ReLU's input with relu_input=True (engine/models.py: conv_after_relu)
+    folds_input_relu = True
+
+    def forward(self, x: Tensor, relu_input: bool = False) -> Tensor:
+        """conv(quant(x)), or with `relu_input` conv(quant(relu(x))), the ReLU folded into the quantizer."""
+        return self._conv_forward(self.act_quant(x, relu_input), self.weight_quant(self.weight), self.bias)
 
 
 class QuantLinear(nn.Linear):
@@ -56,5 +60,7 @@ class QuantLinear(nn.Linear):
     def in_channels(self) -> int:
         return self.in_features
 
-    def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(self.act_quant(x), self.weight_quant(self.weight), self.bias)
+    folds_input_relu = True
+
+    def forward(self, x: Tensor, relu_input: bool = False) -> Tensor:
+        return nn.functional.linear(self.act_quant(x, relu_input), self.weight_quant(self.weight), self.bias)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from dmbq_worker.quant.functions import EPS, WeightQuantSTE, weight_quant_ops
-from dmbq_worker.quant.fused import FusedWeightQuantSTE, weight_fusable
+from dmbq_worker.quant.fused import FusedWeightQuantSTE, conv_operand_dtype, weight_fusable
 from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
@@ -140,7 +140,7 @@ class WeightQuantizer(CompactTablesState):
         if not compiling and (self.signed_probes or not collecting) and weight_fusable(weight):
             return FusedWeightQuantSTE.apply(  # type: ignore[no-any-return]
                 weight, self.scale, self.levels, self.thresholds, self.clip_units, self.fp_mask, self.bits,
-                self.lower_levels, self.lower_thresholds, probe, probe_lower)
+                self.lower_levels, self.lower_thresholds, probe, probe_lower, conv_operand_dtype(weight))
         if self.signed_probes or compiling:
             return weight_quant_ops(*args)
         return WeightQuantSTE.apply(*args)

@@ -8,7 +8,7 @@ worker then never takes the fused path.
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -70,6 +70,87 @@ def test_fused_act_quantizer_equals_the_torch_ops(fused_path: FusedCalls, dtype:
     assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
 
 
+@pytest.mark.parametrize("kind,shape", [("weight", (12, 8, 3, 3)), ("weight", (7, 40)), ("act", (4, 12, 6, 6)),
+                                        ("act", (16, 90))])
+def test_fused_quantizers_emit_the_autocast_dtype_as_the_cast_would(fused_path: FusedCalls, kind: str,
+                                                                    shape: tuple[int, ...]) -> None:
+    """float32 in, bfloat16 out (what autocast hands the conv), gradient back in float32: equal to the Function's
+    output cast to bfloat16, and to its gradient through that cast."""
+    fn = compare_weights if kind == "weight" else compare_acts
+    d = fn(DEVICE, torch.float32, shape, seed=3, out_dtype=torch.bfloat16)
+    assert d.ok(BF16_ULPS), d
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(4, 12, 6, 6), (3, 70, 5, 5), (16, 90)])
+def test_the_folded_relu_equals_relu_then_the_torch_ops(fused_path: FusedCalls, dtype: torch.dtype,
+                                                         shape: tuple[int, ...]) -> None:
+    """relu_input: values, input gradients (through the ReLU's threshold, zeros included), clip gradient and
+    sensitivities as F.relu followed by the torch-op Function."""
+    d = compare_acts(DEVICE, dtype, shape, seed=4, relu_input=True)
+    assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
+
+
+def test_a_second_backward_through_the_same_graph_gets_the_same_clip_gradient(fused_path: FusedCalls) -> None:
+    """The forward kernel zeroes the clip gradient's sum and the first backward hands it on; a second backward
+    (retain_graph) must start from zero again, not add into the first one's."""
+    x = (torch.randn(4, 6, 5, 5) * 2).to(DEVICE).to(memory_format=torch.channels_last)
+    clip = torch.tensor([1.0], device=DEVICE, requires_grad=True)
+    n = torch.full((6,), 3.0, device=DEVICE)
+    fp = torch.zeros(6, dtype=torch.bool, device=DEVICE)
+    y = fused.FusedUniformActQuantSTE.apply(x, clip, n, fp, torch.ones(6, device=DEVICE), None, None, False)
+    y.sum().backward(retain_graph=True)
+    assert clip.grad is not None
+    first = clip.grad.clone()
+    assert float(first) == float((x > 1.0).sum())  # d(sum)/dclip: 1 for every saturated element
+    clip.grad = None
+    y.sum().backward()
+    assert torch.equal(clip.grad, first)
+
+
+def _autocast_step(monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[torch.Tensor, torch.Tensor, list[torch.dtype]]:
+    """One forward and backward of a converted 2-bit conv under bf16 autocast with DMBQ_FUSED_QUANT=mode: the
+    output, the weight's gradient and the dtypes the conv itself received (input, weight)."""
+    monkeypatch.setenv("DMBQ_FUSED_QUANT", mode)
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(6, 8, 3, padding=1, bias=False)).to(DEVICE)
+    layers = convert_model(model)
+    apply_scheme(layers, _scheme([2] * 8, [2] * 6))
+    conv = layers[0].module
+    conv.act_quant.set_clip_(1.5)
+    seen: list[torch.dtype] = []
+    conv_forward = conv._conv_forward
+
+    def recording(inp: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        seen.extend([inp.dtype, w.dtype])
+        return conv_forward(inp, w, b)
+
+    monkeypatch.setattr(conv, "_conv_forward", recording)
+    x = (torch.rand(2, 6, 5, 5) * 2).to(DEVICE).to(memory_format=torch.channels_last)
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        y = model(x)
+    y.float().square().sum().backward()
+    assert conv.weight.grad is not None
+    return y.detach().float(), conv.weight.grad.clone(), seen
+
+
+def test_under_autocast_the_quantizers_hand_the_conv_its_dtype(fused_path: FusedCalls,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float32 input and weight under bf16 autocast: the fused quantizers' outputs reach the conv as bf16 already,
+    the weight's gradient comes back in float32, and both equal the torch-op path's (which autocast casts; on CUDA bit
+    for bit, in the CPU interpreter to its rounding)."""
+    y_f, g_f, seen_f = _autocast_step(monkeypatch, "interpret" if DEVICE.type == "cpu" else "1")
+    assert fused_path.weight == 1 and fused_path.act == 1
+    assert seen_f == [torch.bfloat16, torch.bfloat16]
+    y_t, g_t, _ = _autocast_step(monkeypatch, "0")
+    assert g_f.dtype == torch.float32
+    if DEVICE.type == "cuda":
+        assert torch.equal(y_f, y_t) and torch.equal(g_f, g_t)
+    else:  # the interpreter truncates float32 -> bfloat16 (see BF16_ULPS): one ulp of the operands apart
+        torch.testing.assert_close(y_f, y_t, rtol=3e-2, atol=3e-2)
+        torch.testing.assert_close(g_f, g_t, rtol=3e-2, atol=3e-1)
+
+
 def _scheme(wbits: list[int], abits: list[int]) -> SchemeConfig:
     cfg = LayerQuantConfig(np.array(wbits, np.uint8), np.array(abits, np.uint8), "uniform")
     return SchemeConfig(layers={"0": cfg}, weight_tables=dict(W_TABLES))
@@ -120,13 +201,25 @@ def test_fused_conv_sensitivities_equal_a_float64_reference(fused_path: FusedCal
     assert got.weight_sensitivity[3] == 0.0 and got.act_sensitivity[2] == 0.0  # FP channels cost nothing
 
 
-def _train(steps: int) -> tuple[list[float], dict[str, torch.Tensor], dict[str, np.ndarray]]:
-    torch.manual_seed(3)
-    model = nn.Sequential(
+def _small_cnn() -> nn.Module:
+    return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
         nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5),
-    ).to(DEVICE).to(memory_format=torch.channels_last)
+    )
+
+
+def _small_resnet() -> nn.Module:
+    """ResNet-(6+2) for 5 classes: each block's second conv folds the ReLU before it (models.conv_after_relu)."""
+    from dmbq_worker.engine.models import ResNetCifar
+
+    return ResNetCifar(blocks_per_stage=1, num_classes=5)
+
+
+def _train(steps: int, build: Callable[[], nn.Module] = _small_cnn,
+           ) -> tuple[list[float], dict[str, torch.Tensor], dict[str, np.ndarray]]:
+    torch.manual_seed(3)
+    model = build().to(DEVICE).to(memory_format=torch.channels_last)
     layers = convert_model(model)
     rng = np.random.default_rng(0)
     cfg = {
@@ -157,14 +250,17 @@ def _train(steps: int) -> tuple[list[float], dict[str, torch.Tensor], dict[str, 
     return losses, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, sens
 
 
+@pytest.mark.parametrize("build", [_small_cnn, _small_resnet], ids=["cnn", "resnet-folded-relu"])
 def test_training_through_the_fused_path_follows_the_torch_ops(fused_path: FusedCalls,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fused path against the plain-ops path of a folding collector (the compiled runs' and jobs' path)."""
-    losses_f, state_f, sens_f = _train(3)
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               build: Callable[[], nn.Module]) -> None:
+    """The fused path against the plain-ops path of a folding collector (the compiled runs' and jobs' path); in the
+    ResNet the fused kernels fold the blocks' inner ReLU, which the plain-ops path runs as F.relu."""
+    losses_f, state_f, sens_f = _train(3, build)
     assert fused_path.weight > 0 and fused_path.act > 0
     monkeypatch.setenv("DMBQ_FUSED_QUANT", "0")
     calls = fused_path.weight + fused_path.act
-    losses_t, state_t, sens_t = _train(3)
+    losses_t, state_t, sens_t = _train(3, build)
     assert fused_path.weight + fused_path.act == calls  # DMBQ_FUSED_QUANT=0 switched the fused path off
     # the clip gradients are sums in another order, so the runs drift apart by float rounding only
     np.testing.assert_allclose(losses_f, losses_t, rtol=1e-5)
