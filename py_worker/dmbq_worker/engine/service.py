@@ -38,6 +38,7 @@ from dmbq_worker.quant import (
     QuantLayerRef,
     ScaleUpdater,
     SensitivityCollector,
+    WeightBatcher,
     apply_scheme,
     convert_model,
     scheme_from_proto,
@@ -300,6 +301,7 @@ class TrainingService:
                         compile=req.compile),
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
+            weight_batcher=WeightBatcher(refs),
         )
         trainer.distiller = distiller
         if ranks.current() is not None and ranks.ddp_cuda_graph_enabled():

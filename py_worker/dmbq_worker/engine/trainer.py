@@ -25,6 +25,7 @@ from dmbq_worker.engine.optim import TrainingOptimizer
 from dmbq_worker.engine.precision import exact_fp32
 from dmbq_worker.engine.schedule import LrSchedule
 from dmbq_worker.errors import non_finite
+from dmbq_worker.quant.weight_batch import WeightBatcher
 
 GRAPH_WARMUP_STEPS = 3  # eager steps before capture (lazy state, cuDNN autotuning, torch.compile)
 DDP_GRAPH_WARMUP_STEPS = 11  # torch.cuda.graphs: DDP needs at least 11 eager iterations before its step is captured
@@ -82,6 +83,7 @@ class Trainer:
         device: torch.device,
         *,
         after_optimizer_step: Callable[[], None] | None = None,
+        weight_batcher: WeightBatcher | None = None,
     ) -> None:
         if data.train_size < opts.batch_size:
             from dmbq_worker.errors import invalid
@@ -99,6 +101,8 @@ class Trainer:
         # in-place, no-grad work that belongs to the step (the quantizers' scale EMA): runs eagerly inside the step
         # (and so inside its CUDA graph), never inside the compiled forward
         self._after_optimizer_step = after_optimizer_step
+        # every layer's weight quantization in one launch before the forward (not under torch.compile)
+        self._weight_batcher = None if opts.compile else weight_batcher
         # per-step work on the gradients that is not the optimizer's (the compiled sensitivity fold); set by the
         # service between requests, with the graph invalidated, since a captured step bakes it in
         self.after_backward: Callable[[], None] | None = None
@@ -203,7 +207,11 @@ class Trainer:
 
     def _step_body(self, x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16, cache_enabled=False):
+            if self._weight_batcher is not None:
+                self._weight_batcher.run()
             out = self._forward(x)
+            if self._weight_batcher is not None:
+                self._weight_batcher.finish()
         if self.distiller is not None:  # a frozen teacher's soft targets join the loss (engine/distill.py)
             loss = self.distiller.loss(x, out, y, self.opts.bf16)
         else:

@@ -19,6 +19,7 @@ from dmbq_worker.quant.scheme import (
     scheme_to_proto,
 )
 from dmbq_worker.quant.sensitivity import LayerStatsArrays, SensitivityCollector, stats_to_proto
+from dmbq_worker.quant.weight_batch import WeightBatcher
 from dmbq_worker.quant.weight_quantizer import WeightQuantizer
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "ScaleUpdater",
     "SchemeConfig",
     "SensitivityCollector",
+    "WeightBatcher",
     "WeightQuantizer",
     "apply_quant_options",
     "apply_scheme",

@@ -142,7 +142,8 @@ class FusedWeightQuantSTE(torch.autograd.Function):
     sensitivity sums added straight into their gradients (no AccumulateGrad; backward returns None for them), the
     convention of weight_quant_ops: only a collector that folds every step may hand this Function its probes.
     `out_dtype` (conv_operand_dtype): w_hat in that dtype, rounded as autocast's cast would; the gradient then
-    arrives in it and leaves in the weight's dtype."""
+    arrives in it and leaves in the weight's dtype. `precomputed`: w_hat as FusedWeightBatch made it for this step
+    (same values): the forward launches nothing."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -159,16 +160,20 @@ class FusedWeightQuantSTE(torch.autograd.Function):
         probe: Tensor | None,
         probe_lower: Tensor | None,
         out_dtype: torch.dtype | None = None,
+        precomputed: Tensor | None = None,
     ) -> Tensor:
         k_ = _kernels()
         channels = weight.shape[0]
         k = weight.numel() // channels
-        out = torch.empty_like(weight, dtype=out_dtype or weight.dtype)
         scale32 = scale.float()
-        k_.weight_forward_kernel[(channels,)](
-            weight, out, scale32, levels, thresholds, fp_mask, bits, k,
-            LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
-        )
+        if precomputed is not None:  # w_hat already made by FusedWeightBatch, for every layer in one launch
+            out = precomputed
+        else:
+            out = torch.empty_like(weight, dtype=out_dtype or weight.dtype)
+            k_.weight_forward_kernel[(channels,)](
+                weight, out, scale32, levels, thresholds, fp_mask, bits, k,
+                LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
+            )
         ctx.save_for_backward(weight, scale32, levels, thresholds, clip_units, fp_mask, bits, lower_levels,
                               lower_thresholds)
         ctx.probe, ctx.probe_lower = probe, probe_lower
@@ -190,7 +195,7 @@ class FusedWeightQuantSTE(torch.autograd.Function):
             HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None,
             LEVEL_STRIDE=_LEVEL_STRIDE, THR_STRIDE=_THR_STRIDE, BLOCK_K=_pow2(k, 1024), **_NO_FMA,
         )
-        return grad_w, None, None, None, None, None, None, None, None, None, None, None
+        return grad_w, None, None, None, None, None, None, None, None, None, None, None, None
 
 
 class FusedUniformActQuantSTE(torch.autograd.Function):
@@ -299,3 +304,70 @@ class FusedScaleEma:
     @torch.no_grad()
     def step(self) -> None:
         _kernels().scale_ema_kernel[(self.rows,)](*self._tables, BLOCK_K=self._block_k, **_NO_FMA)
+
+
+class FusedWeightBatch:
+    """Every quantized layer's weight forward (w -> w_hat) in one kernel launch instead of one per layer.
+
+    Why: ResNet-20's weights are tiny (2,304-36,864 elements), so each per-layer forward kernel is a few µs of
+    launch and dependent table loads; one launch for all rows does them side by side. `run()` (the trainer's, at the
+    start of each training step, inside autocast) writes every w_hat into one flat buffer and hands each quantizer
+    its view as `precomputed`, which its next forward takes instead of launching (the backward stays per layer).
+    Like FusedScaleEma it works from tables of addresses (each row's weight, scale, table rows, flag and bit-width):
+    `matches` says whether every tensor is still where it was; float32 weights whose rows are blocks of storage only.
+    """
+
+    def __init__(self, quantizers: list[Any], weights: list[Tensor]) -> None:
+        device = weights[0].device
+        self._key = self.key(quantizers, weights)
+        self.quantizers = quantizers
+        rows: dict[str, list[int]] = {n: [] for n in ("w", "out", "k", "scale", "levels", "thr", "fp", "bits")}
+        self._views: list[tuple[int, torch.Size, tuple[int, ...]]] = []
+        offset = 0
+        for q, w in zip(quantizers, weights):
+            c = w.shape[0]
+            k = w.numel() // c
+            self._views.append((offset, w.shape, w.stride()))
+            for i in range(c):
+                rows["w"].append(w.data_ptr() + i * k * w.element_size())
+                rows["out"].append(offset + i * k)
+                rows["k"].append(k)
+                rows["scale"].append(q.scale.data_ptr() + i * q.scale.element_size())
+                rows["levels"].append(q.levels.data_ptr() + i * _LEVEL_STRIDE * q.levels.element_size())
+                rows["thr"].append(q.thresholds.data_ptr() + i * _THR_STRIDE * q.thresholds.element_size())
+                rows["fp"].append(q.fp_mask.data_ptr() + i * q.fp_mask.element_size())
+                rows["bits"].append(q.bits.data_ptr() + i * q.bits.element_size())
+            offset += w.numel()
+        self.rows = len(rows["w"])
+        self.elements = offset
+        self._block_k = _pow2(max(rows["k"]), 1024)
+        self._tables = tuple(torch.tensor(rows[n], dtype=torch.int32 if n == "k" else torch.int64, device=device)
+                             for n in ("w", "out", "k", "scale", "levels", "thr", "fp", "bits"))
+        self._device = device
+
+    @staticmethod
+    def supports(quantizers: list[Any], weights: list[Tensor]) -> bool:
+        return bool(weights) and all(
+            weight_fusable(w) and w.dtype == torch.float32 and w.device == weights[0].device
+            and q.scale.dtype == torch.float32 and q.levels.dtype == torch.float32
+            and q.thresholds.dtype == torch.float32 and q.fp_mask.dtype == torch.bool and q.bits.dtype == torch.uint8
+            and all(t.is_contiguous() for t in (q.scale, q.levels, q.thresholds, q.fp_mask, q.bits))
+            and q.levels.shape[-1] == _LEVEL_STRIDE and q.thresholds.shape[-1] == _THR_STRIDE
+            for q, w in zip(quantizers, weights))
+
+    @staticmethod
+    def key(quantizers: list[Any], weights: list[Tensor]) -> tuple[int, ...]:
+        ptrs = [t.data_ptr() for q, w in zip(quantizers, weights)
+                for t in (w, q.scale, q.levels, q.thresholds, q.fp_mask, q.bits)]
+        return tuple(ptrs) + tuple(w.numel() for w in weights) + tuple(id(q) for q in quantizers)
+
+    def matches(self, quantizers: list[Any], weights: list[Tensor]) -> bool:
+        return self._key == self.key(quantizers, weights)
+
+    @torch.no_grad()
+    def run(self, out_dtype: torch.dtype) -> None:
+        """Make this step's w_hat of every layer and lend each quantizer its view (`precomputed`)."""
+        flat = torch.empty(self.elements, device=self._device, dtype=out_dtype)
+        _kernels().weight_forward_batch_kernel[(self.rows,)](*self._tables, flat, BLOCK_K=self._block_k, **_NO_FMA)
+        for q, (offset, shape, stride) in zip(self.quantizers, self._views):
+            q.precomputed = flat.as_strided(shape, stride, offset)

@@ -4,7 +4,8 @@
 
 Per case: a channels_last activation batch (also as a ReLU's input, the ReLU folded into the fused kernels) and a
 weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and full-precision channels), in float32, bfloat16
-and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths with the sensitivity and look-ahead probes (the
+and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths; and the
+weights of all cases at once through the one-launch batch (FusedWeightBatch; values and layout only) with the sensitivity and look-ahead probes (the
 fused path hands them the signed sum of the step, the Functions its |.|: compared as |.|). Prints
 the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
 sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
@@ -160,6 +161,43 @@ def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...
                       _rel(plb.grad.abs(), pla.grad))
 
 
+def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, seed: int) -> Difference:
+    """FusedWeightBatch (every layer's w_hat in one launch) against the Function, layer by layer: the weights of
+    CASES at once, mixed bits per channel as in compare_weights."""
+    from types import SimpleNamespace
+
+    from dmbq_worker.quant.fused import FusedWeightBatch
+
+    gen = torch.Generator().manual_seed(seed)
+    quantizers, weights, expected = [], [], []
+    for kind, shape in CASES:
+        if kind != "weight":
+            continue
+        w = torch.randn(shape, generator=gen)
+        if len(shape) == 4:
+            w = w.to(memory_format=torch.channels_last)
+        w = w.to(device)
+        c = shape[0]
+        bits = [[0, 1, 2, 3, 4, 8, FP_BITS][(i + seed) % 7] for i in range(c)]
+        t = weight_tables(bits, device)
+        scale = w.reshape(c, -1).abs().mean(dim=1).contiguous()
+        q = SimpleNamespace(scale=scale, levels=t["levels"], thresholds=t["thresholds"], fp_mask=t["fp_mask"],
+                            bits=torch.tensor(bits, dtype=torch.uint8, device=device), precomputed=None)
+        quantizers.append(q)
+        weights.append(w)
+        expected.append(_cast(WeightQuantSTE.apply(w, scale, t["levels"], t["thresholds"], t["clip_units"],
+                                                   t["fp_mask"], t["lower_levels"], t["lower_thresholds"], None, None),
+                              out_dtype))
+    if not FusedWeightBatch.supports(quantizers, weights):
+        raise RuntimeError(f"the weight batch does not take these weights ({device})")
+    FusedWeightBatch(quantizers, weights).run(out_dtype or torch.float32)
+    ulps = max(_ulps(q.precomputed, e) for q, e in zip(quantizers, expected))
+    same_layout = all(q.precomputed.stride() == w.stride() for q, w in zip(quantizers, weights))
+    name = f"weight batch of {len(weights)} layers float32" + (
+        f" -> {str(out_dtype).removeprefix('torch.')}" if out_dtype else "")
+    return Difference(name, ulps, same_layout, 0.0, 0.0, 0.0)
+
+
 CASES: list[tuple[str, tuple[int, ...]]] = [
     ("weight", (16, 16, 3, 3)),
     ("weight", (64, 32, 3, 3)),
@@ -181,6 +219,8 @@ def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | Non
             else:
                 out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype))
                 out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype, relu_input=True))
+    if cases is None:
+        out += [compare_weight_batch(device, None, seed=0), compare_weight_batch(device, torch.bfloat16, seed=1)]
     return out
 
 

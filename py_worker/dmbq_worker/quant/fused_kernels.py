@@ -121,16 +121,23 @@ def act_backward_kernel(
 
 
 @triton.jit
-def _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr):
-    """The nearest level of row `row`'s table: count the thresholds below u by halving (functions.binary_search_index),
-    `halvings` = the row's bit-width b: its 2^b - 1 finite thresholds come first (+inf after), so b halvings cover
-    them (2 dependent loads for a 2-bit row instead of 8 for the padded 255), then gather the level."""
+def _row_table_levels(u, levels_row, thr_row, kmask, halvings):
+    """The nearest level of a row's table (levels_row / thr_row: the row's first level and threshold): count the
+    thresholds below u by halving (functions.binary_search_index), `halvings` = the row's bit-width b: its 2^b - 1
+    finite thresholds come first (+inf after), so b halvings cover them (2 dependent loads for a 2-bit row instead
+    of 8 for the padded 255), then gather the level."""
     idx = tl.zeros(u.shape, dtype=tl.int32)
     for k in range(0, halvings):
         step = 1 << (halvings - 1 - k)
-        probe = tl.load(thr_ptr + row * THR_STRIDE + idx + (step - 1), mask=kmask, other=0.0)
+        probe = tl.load(thr_row + idx + (step - 1), mask=kmask, other=0.0)
         idx += tl.where(probe < u, step, 0)
-    return tl.load(levels_ptr + row * LEVEL_STRIDE + idx, mask=kmask, other=0.0)
+    return tl.load(levels_row + idx, mask=kmask, other=0.0)
+
+
+@triton.jit
+def _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr):
+    """_row_table_levels for row `row` of a layer's padded [C, 256] / [C, 255] tables."""
+    return _row_table_levels(u, levels_ptr + row * LEVEL_STRIDE, thr_ptr + row * THR_STRIDE, kmask, halvings)
 
 
 @triton.jit
@@ -161,6 +168,34 @@ def weight_forward_kernel(
         w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
         w_hat = tl.where(fp, w, w_hat)
         tl.store(out_ptr + base + ks, w_hat.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
+
+
+@triton.jit
+def weight_forward_batch_kernel(
+    row_w_ptr, row_out_ptr, row_k_ptr, row_scale_ptr, row_levels_ptr, row_thr_ptr, row_fp_ptr, row_bits_ptr, out_ptr,
+    BLOCK_K: tl.constexpr,
+):
+    """weight_forward_kernel for every row of every layer in one launch (fused.FusedWeightBatch): the tables hold each
+    row's weight address, its element offset in the flat output, its length, and the addresses of its scale, table
+    rows, full-precision flag and bit-width. Same arithmetic as weight_forward_kernel, row for row."""
+    r = tl.program_id(0)
+    w_ptr = tl.load(row_w_ptr + r).to(tl.pointer_type(tl.float32))
+    s = tl.maximum(tl.load(tl.load(row_scale_ptr + r).to(tl.pointer_type(tl.float32))), EPS)
+    fp = tl.load(tl.load(row_fp_ptr + r).to(tl.pointer_type(tl.int8))) != 0
+    b = tl.load(tl.load(row_bits_ptr + r).to(tl.pointer_type(tl.uint8))).to(tl.int32)
+    halvings = tl.where((b >= 1) & (b <= 8), b, 0)
+    levels_row = tl.load(row_levels_ptr + r).to(tl.pointer_type(tl.float32))
+    thr_row = tl.load(row_thr_ptr + r).to(tl.pointer_type(tl.float32))
+    out_row = out_ptr + tl.load(row_out_ptr + r)
+    k = tl.load(row_k_ptr + r)
+    for k0 in range(0, k, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        kmask = ks < k
+        w = tl.load(w_ptr + ks, mask=kmask, other=0.0)
+        u = tl.div_rn(w, s)
+        w_hat = _row_table_levels(u, levels_row, thr_row, kmask, halvings) * s
+        w_hat = tl.where(fp, w, w_hat)
+        tl.store(out_row + ks, w_hat.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
 
 
 @triton.jit

@@ -69,6 +69,8 @@ class WeightQuantizer(CompactTablesState):
         self.probe_lower: Tensor | None = None
         self.hist: Tensor | None = None
         self.hist_range: Tensor | None = None  # [2]: lo, hi of w / s_c
+        # this step's w_hat, made for every layer at once (fused.FusedWeightBatch); the next forward takes it
+        self.precomputed: Tensor | None = None
         self.register_load_state_dict_post_hook(_sync_after_load)
 
     @torch.no_grad()
@@ -113,9 +115,11 @@ class WeightQuantizer(CompactTablesState):
         self.lower_available = bool(self.lower_ok.item())
 
     def forward(self, weight: Tensor) -> Tensor:
+        precomputed, self.precomputed = self.precomputed, None  # lent for one forward only
         if self.training:
             if self.update_scale_in_forward:
                 self.update_scale_(weight)
+                precomputed = None  # made with the scale before this update
             if self.hist is not None and self.hist_range is not None:
                 self._accumulate_hist(weight)
         # No backward under no_grad (evaluation): nothing to collect there.
@@ -138,9 +142,12 @@ class WeightQuantizer(CompactTablesState):
         # signed per-step sums into the probes: a folding collector's (signed_probes) only, as in ActQuantizer
         collecting = probe is not None or probe_lower is not None
         if not compiling and (self.signed_probes or not collecting) and weight_fusable(weight):
+            out_dtype = conv_operand_dtype(weight)
+            if precomputed is not None and precomputed.dtype != (out_dtype or weight.dtype):
+                precomputed = None  # made for another precision: quantize here
             return FusedWeightQuantSTE.apply(  # type: ignore[no-any-return]
                 weight, self.scale, self.levels, self.thresholds, self.clip_units, self.fp_mask, self.bits,
-                self.lower_levels, self.lower_thresholds, probe, probe_lower, conv_operand_dtype(weight))
+                self.lower_levels, self.lower_thresholds, probe, probe_lower, out_dtype, precomputed)
         if self.signed_probes or compiling:
             return weight_quant_ops(*args)
         return WeightQuantSTE.apply(*args)

@@ -289,6 +289,104 @@ def test_a_collector_that_does_not_fold_keeps_its_probes_off_the_fused_path(fuse
     assert fused_path.weight == 1 and fused_path.act == 1
 
 
+def _train_batched(steps: int, batched: bool, dtype: torch.dtype | None) -> tuple[list[float], list[torch.Tensor], int]:
+    """_train's ResNet with the trainer's hooks: the scale EMA after the step (ScaleUpdater) and, when `batched`,
+    every weight quantized in one launch before the forward (WeightBatcher); `dtype`: bf16 autocast or none.
+    Returns the losses, the parameters and how many forwards took a lent w_hat."""
+    from dmbq_worker.quant import ScaleUpdater, WeightBatcher
+
+    torch.manual_seed(3)
+    model = _small_resnet().to(DEVICE).to(memory_format=torch.channels_last)
+    layers = convert_model(model)
+    rng = np.random.default_rng(0)
+    cfg = {
+        ref.name: LayerQuantConfig(np.array([[0, 1, 2, 3, 32][i % 5] for i in range(ref.module.out_channels)],
+                                            np.uint8), rng.integers(1, 5, ref.module.in_channels).astype(np.uint8),
+                                   "uniform")
+        for ref in layers
+    }
+    cfg[layers[0].name] = LayerQuantConfig(np.full(layers[0].module.out_channels, 32, np.uint8),
+                                           np.full(layers[0].module.in_channels, 8, np.uint8), "uniform")  # all FP
+    apply_scheme(layers, SchemeConfig(layers=cfg, weight_tables=dict(W_TABLES)))
+    for ref in layers:
+        ref.module.act_quant.set_clip_(1.5)
+    updater, batcher = ScaleUpdater(layers), WeightBatcher(layers)
+    taken = 0
+    original = fused.FusedWeightQuantSTE.forward
+
+    def counting(ctx: object, *args: object) -> object:
+        nonlocal taken
+        taken += args[-1] is not None  # the `precomputed` argument
+        return original(ctx, *args)  # type: ignore[arg-type]
+
+    fused.FusedWeightQuantSTE.forward = staticmethod(counting)  # type: ignore[method-assign]
+    try:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        gen = torch.Generator().manual_seed(5)
+        losses = []
+        for _ in range(steps):
+            x = torch.randn(6, 3, 8, 8, generator=gen).to(DEVICE).to(memory_format=torch.channels_last)
+            y = torch.randint(0, 5, (6,), generator=gen).to(DEVICE)
+            opt.zero_grad()
+            with torch.autocast(DEVICE.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                if batched:
+                    batcher.run()
+                out = model(x)
+                batcher.finish()
+            loss = nn.functional.cross_entropy(out.float(), y)
+            loss.backward()
+            opt.step()
+            updater.step()
+            losses.append(float(loss.detach()))
+    finally:
+        fused.FusedWeightQuantSTE.forward = original  # type: ignore[method-assign]
+    return losses, [p.detach().cpu().clone() for p in model.parameters()], taken
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16-autocast"])
+def test_one_launch_for_every_layers_weights_trains_as_the_per_layer_kernels(fused_path: FusedCalls,
+                                                                              dtype: torch.dtype | None) -> None:
+    """WeightBatcher: every quantized layer's forward takes the lent w_hat (the all-FP first layer is left out), and
+    training is bit for bit the per-layer kernels' (same arithmetic, row for row), also across the scale EMA."""
+    losses_b, params_b, taken = _train_batched(3, True, dtype)
+    quantized_layers = 7  # ResNet-(6+2): 2 convs in each of 3 blocks and the classifier; the first conv stays FP
+    assert taken == 3 * quantized_layers
+    losses_p, params_p, taken_p = _train_batched(3, False, dtype)
+    assert taken_p == 0
+    assert losses_b == losses_p
+    for a, b in zip(params_b, params_p):
+        assert torch.equal(a, b)
+
+
+def test_the_weight_batch_builds_its_tables_again_when_a_layer_changes(fused_path: FusedCalls) -> None:
+    from dmbq_worker.quant import WeightBatcher
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 5, 1)).to(DEVICE)
+    layers = convert_model(model)
+    for ref in layers:
+        ref.module.weight_quant.update_scale_in_forward = False
+    cfg = {ref.name: LayerQuantConfig(np.full(ref.module.out_channels, 2, np.uint8),
+                                      np.full(ref.module.in_channels, 32, np.uint8), "uniform") for ref in layers}
+    apply_scheme(layers, SchemeConfig(layers=cfg, weight_tables=dict(W_TABLES)))
+    batcher = WeightBatcher(layers)
+    batcher.run()
+    first = batcher._batch
+    assert first is not None and first.rows == 9
+    assert all(ref.module.weight_quant.precomputed is not None for ref in layers)
+    batcher.finish()
+    assert all(ref.module.weight_quant.precomputed is None for ref in layers)
+    cfg["0"] = LayerQuantConfig(np.full(4, 32, np.uint8), np.full(3, 32, np.uint8), "uniform")  # layer 0 back to FP
+    apply_scheme(layers, SchemeConfig(layers=cfg, weight_tables=dict(W_TABLES)))
+    batcher.run()
+    assert batcher._batch is not first and batcher._batch is not None and batcher._batch.rows == 5
+    assert layers[0].module.weight_quant.precomputed is None
+    w = layers[1].module.weight
+    expected = fused.FusedWeightQuantSTE.apply(w, *(getattr(layers[1].module.weight_quant, n) for n in (
+        "scale", "levels", "thresholds", "clip_units", "fp_mask", "bits", "lower_levels", "lower_thresholds")),
+        None, None)
+    assert torch.equal(layers[1].module.weight_quant.precomputed, expected.detach())
+
+
 def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pytest.MonkeyPatch) -> None:
     from dmbq_worker.quant import ScaleUpdater
 
