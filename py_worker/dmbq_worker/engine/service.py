@@ -301,7 +301,9 @@ class TrainingService:
                         compile=req.compile),
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
-            weight_batcher=WeightBatcher(refs),
+            # opt-in until measured on a GPU (DMBQ_WEIGHT_BATCH=1): bit for bit the per-layer kernels in Triton's
+            # interpreter (tests/quant/test_quant_fused.py), not yet run compiled on CUDA
+            weight_batcher=WeightBatcher(refs) if os.environ.get("DMBQ_WEIGHT_BATCH", "0") == "1" else None,
         )
         trainer.distiller = distiller
         if ranks.current() is not None and ranks.ddp_cuda_graph_enabled():

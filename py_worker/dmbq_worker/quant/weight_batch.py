@@ -16,7 +16,8 @@ class WeightBatcher:
     of launching its own kernel; `finish()` after the forward drops what a skipped layer left. Without the fused
     kernels (CPU, DMBQ_FUSED_QUANT=0), weights they cannot read, or while the step is being compiled, it does nothing
     and every layer quantizes in its own forward, as before. The scale EMA must be out of the forward
-    (ScaleUpdater): a quantizer that updates its scale in the forward ignores the lent w_hat."""
+    (ScaleUpdater): a quantizer that updates its scale in the forward ignores the lent w_hat. The service uses it only
+    with DMBQ_WEIGHT_BATCH=1 for now: it has run in Triton's interpreter only, not yet compiled on a GPU."""
 
     def __init__(self, layers: Sequence[QuantLayerRef]) -> None:
         self.layers = list(layers)
