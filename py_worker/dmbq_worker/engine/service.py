@@ -180,6 +180,17 @@ def compiled_quant_on_cuda_allowed() -> bool:
     return os.environ.get(COMPILE_QUANT_CUDA_ENV, "") == "1"
 
 
+def _weight_batcher(refs: list[QuantLayerRef]) -> WeightBatcher | None:
+    """DMBQ_WEIGHT_BATCH=1: every layer's weight quantizer in one launch per direction; =forward: the forward only.
+    Opt-in until measured on a GPU: bit for bit the per-layer kernels in Triton's interpreter
+    (tests/quant/test_quant_fused.py), not yet compiled on CUDA. Not in a job: its single backward would hand DDP
+    every weight gradient at the end of the backward."""
+    mode = os.environ.get("DMBQ_WEIGHT_BATCH", "0")
+    if mode not in ("1", "forward") or ranks.current() is not None:
+        return None
+    return WeightBatcher(refs, backward=mode == "1")
+
+
 class TrainingService:
     """Serves Configure / UpdateScheme / Run / Evaluate / SaveCheckpoint / LoadCheckpoint."""
 
@@ -301,9 +312,7 @@ class TrainingService:
                         compile=req.compile),
             device,
             after_optimizer_step=ScaleUpdater(refs).step,  # the scale EMA, out of the (compiled) forward
-            # opt-in until measured on a GPU (DMBQ_WEIGHT_BATCH=1): bit for bit the per-layer kernels in Triton's
-            # interpreter (tests/quant/test_quant_fused.py), not yet run compiled on CUDA
-            weight_batcher=WeightBatcher(refs) if os.environ.get("DMBQ_WEIGHT_BATCH", "0") == "1" else None,
+            weight_batcher=_weight_batcher(refs),
         )
         trainer.distiller = distiller
         if ranks.current() is not None and ranks.ddp_cuda_graph_enabled():

@@ -306,68 +306,141 @@ class FusedScaleEma:
         _kernels().scale_ema_kernel[(self.rows,)](*self._tables, BLOCK_K=self._block_k, **_NO_FMA)
 
 
-class FusedWeightBatch:
-    """Every quantized layer's weight forward (w -> w_hat) in one kernel launch instead of one per layer.
+def _row_addresses(t: Tensor | None, rows: int) -> list[int]:
+    """The address of each row of t (rows blocks of equal length in storage), or 0 for every row without t."""
+    if t is None:
+        return [0] * rows
+    step = (t.numel() // rows) * t.element_size()
+    return [t.data_ptr() + i * step for i in range(rows)]
 
-    Why: ResNet-20's weights are tiny (2,304-36,864 elements), so each per-layer forward kernel is a few µs of
-    launch and dependent table loads; one launch for all rows does them side by side. `run()` (the trainer's, at the
-    start of each training step, inside autocast) writes every w_hat into one flat buffer and hands each quantizer
-    its view as `precomputed`, which its next forward takes instead of launching (the backward stays per layer).
-    Like FusedScaleEma it works from tables of addresses (each row's weight, scale, table rows, flag and bit-width):
-    `matches` says whether every tensor is still where it was; float32 weights whose rows are blocks of storage only.
+
+class FusedWeightBatch:
+    """Every quantized layer's weight quantizer in one kernel launch per direction instead of one per layer.
+
+    Why: ResNet-20's weights are tiny (2,304-36,864 elements), so each per-layer kernel is a few µs of launch and
+    dependent table loads (about 3.5 µs apiece on an H100, 20 layers, both directions: ~140 µs a step); one launch
+    for all rows does them side by side. Like FusedScaleEma it works from tables of addresses (each row's weight,
+    scale, table rows, clip, flag, bit-width and sensitivity sums): `matches` says whether every tensor is still
+    where it was. `forward(dtype)` writes every w_hat into one flat buffer and returns each layer's view (same
+    strides as its weight); `backward(grads)` takes each layer's gradient of w_hat (a tuple of tensors, passed to
+    the kernel as such: their addresses change from step to step, except inside a CUDA graph) and returns each
+    weight's gradient, adding the sensitivity sums as the per-layer kernel does. float32 weights whose rows are
+    blocks of storage, and quantizers that all collect the same sums (or none), only: `supports` says so.
     """
+
+    _ROW_TABLES = ("w", "layer", "off", "k", "scale", "levels", "thr", "clip", "fp", "bits", "lower_levels",
+                   "lower_thr", "sens", "sens_lower")
 
     def __init__(self, quantizers: list[Any], weights: list[Tensor]) -> None:
         device = weights[0].device
-        self._key = self.key(quantizers, weights)
         self.quantizers = quantizers
-        rows: dict[str, list[int]] = {n: [] for n in ("w", "out", "k", "scale", "levels", "thr", "fp", "bits")}
+        self.weights = weights
+        self.has_sens = _running_sum(quantizers[0].probe) is not None
+        self.has_lower = _running_sum(quantizers[0].probe_lower) is not None
+        rows: dict[str, list[int]] = {n: [] for n in self._ROW_TABLES}
         self._views: list[tuple[int, torch.Size, tuple[int, ...]]] = []
         offset = 0
-        for q, w in zip(quantizers, weights):
+        for layer, (q, w) in enumerate(zip(quantizers, weights)):
             c = w.shape[0]
             k = w.numel() // c
             self._views.append((offset, w.shape, w.stride()))
-            for i in range(c):
-                rows["w"].append(w.data_ptr() + i * k * w.element_size())
-                rows["out"].append(offset + i * k)
-                rows["k"].append(k)
-                rows["scale"].append(q.scale.data_ptr() + i * q.scale.element_size())
-                rows["levels"].append(q.levels.data_ptr() + i * _LEVEL_STRIDE * q.levels.element_size())
-                rows["thr"].append(q.thresholds.data_ptr() + i * _THR_STRIDE * q.thresholds.element_size())
-                rows["fp"].append(q.fp_mask.data_ptr() + i * q.fp_mask.element_size())
-                rows["bits"].append(q.bits.data_ptr() + i * q.bits.element_size())
+            rows["w"] += _row_addresses(w, c)
+            rows["layer"] += [layer] * c
+            rows["off"] += [i * k for i in range(c)]
+            rows["k"] += [k] * c
+            for name, t in (("scale", q.scale), ("levels", q.levels), ("thr", q.thresholds), ("clip", q.clip_units),
+                            ("fp", q.fp_mask), ("bits", q.bits), ("lower_levels", q.lower_levels),
+                            ("lower_thr", q.lower_thresholds), ("sens", _running_sum(q.probe)),
+                            ("sens_lower", _running_sum(q.probe_lower))):
+                rows[name] += _row_addresses(t, c)
             offset += w.numel()
         self.rows = len(rows["w"])
         self.elements = offset
         self._block_k = _pow2(max(rows["k"]), 1024)
-        self._tables = tuple(torch.tensor(rows[n], dtype=torch.int32 if n == "k" else torch.int64, device=device)
-                             for n in ("w", "out", "k", "scale", "levels", "thr", "fp", "bits"))
+        small = ("layer", "k")
+        self._tables = {n: torch.tensor(rows[n], dtype=torch.int32 if n in small else torch.int64, device=device)
+                        for n in self._ROW_TABLES}
+        # the forward's element offsets in the flat output are the rows' offsets in their layer plus the layer's
+        out_offsets = [v[0] for v in self._views]
+        self._out = torch.tensor([out_offsets[layer] + off for layer, off in zip(rows["layer"], rows["off"])],
+                                 dtype=torch.int64, device=device)
         self._device = device
+        self._key = self.key(quantizers, weights)  # after _running_sum made the probes' gradients
 
     @staticmethod
     def supports(quantizers: list[Any], weights: list[Tensor]) -> bool:
-        return bool(weights) and all(
+        if not weights:
+            return False
+        q0 = quantizers[0]
+        return all(
             weight_fusable(w) and w.dtype == torch.float32 and w.device == weights[0].device
-            and q.scale.dtype == torch.float32 and q.levels.dtype == torch.float32
-            and q.thresholds.dtype == torch.float32 and q.fp_mask.dtype == torch.bool and q.bits.dtype == torch.uint8
-            and all(t.is_contiguous() for t in (q.scale, q.levels, q.thresholds, q.fp_mask, q.bits))
+            and all(t.dtype == torch.float32 and t.is_contiguous()
+                    for t in (q.scale, q.levels, q.thresholds, q.clip_units, q.lower_levels, q.lower_thresholds))
+            and q.fp_mask.dtype == torch.bool and q.bits.dtype == torch.uint8
+            and q.fp_mask.is_contiguous() and q.bits.is_contiguous()
             and q.levels.shape[-1] == _LEVEL_STRIDE and q.thresholds.shape[-1] == _THR_STRIDE
+            and q.lower_levels.shape[-1] == _LEVEL_STRIDE and q.lower_thresholds.shape[-1] == _THR_STRIDE
+            # the same sums collected everywhere, signed per step (a folding collector's), as the per-layer path asks
+            and (q.probe is None) == (q0.probe is None) and (q.probe_lower is None) == (q0.probe_lower is None)
+            and (q.signed_probes or (q.probe is None and q.probe_lower is None))
             for q, w in zip(quantizers, weights))
 
     @staticmethod
     def key(quantizers: list[Any], weights: list[Tensor]) -> tuple[int, ...]:
-        ptrs = [t.data_ptr() for q, w in zip(quantizers, weights)
-                for t in (w, q.scale, q.levels, q.thresholds, q.fp_mask, q.bits)]
-        return tuple(ptrs) + tuple(w.numel() for w in weights) + tuple(id(q) for q in quantizers)
+        def ptr(t: Tensor | None) -> int:
+            return 0 if t is None else t.data_ptr()
+
+        ptrs = [ptr(t) for q, w in zip(quantizers, weights)
+                for t in (w, q.scale, q.levels, q.thresholds, q.clip_units, q.fp_mask, q.bits, q.lower_levels,
+                          q.lower_thresholds, None if q.probe is None else q.probe.grad,
+                          None if q.probe_lower is None else q.probe_lower.grad)]
+        probes = [id(p) for q in quantizers for p in (q.probe, q.probe_lower)]
+        return tuple(ptrs) + tuple(probes) + tuple(w.numel() for w in weights) + tuple(id(q) for q in quantizers)
 
     def matches(self, quantizers: list[Any], weights: list[Tensor]) -> bool:
         return self._key == self.key(quantizers, weights)
 
     @torch.no_grad()
-    def run(self, out_dtype: torch.dtype) -> None:
-        """Make this step's w_hat of every layer and lend each quantizer its view (`precomputed`)."""
+    def forward(self, out_dtype: torch.dtype) -> list[Tensor]:
+        """This step's w_hat of every layer, as views of one flat buffer with each weight's strides."""
+        t = self._tables
         flat = torch.empty(self.elements, device=self._device, dtype=out_dtype)
-        _kernels().weight_forward_batch_kernel[(self.rows,)](*self._tables, flat, BLOCK_K=self._block_k, **_NO_FMA)
-        for q, (offset, shape, stride) in zip(self.quantizers, self._views):
-            q.precomputed = flat.as_strided(shape, stride, offset)
+        _kernels().weight_forward_batch_kernel[(self.rows,)](
+            t["w"], self._out, t["k"], t["scale"], t["levels"], t["thr"], t["fp"], t["bits"], flat,
+            BLOCK_K=self._block_k, **_NO_FMA)
+        return [flat.as_strided(shape, stride, offset) for offset, shape, stride in self._views]
+
+    @torch.no_grad()
+    def backward(self, grads: tuple[Tensor | None, ...]) -> list[Tensor | None]:
+        """Each weight's gradient from each layer's gradient of w_hat (None where a layer did not use its w_hat)."""
+        dtype = next((g.dtype for g in grads if g is not None), torch.float32)
+        used = [g is not None for g in grads]
+        gs = tuple(_same_layout(g.to(dtype), w) if g is not None else torch.zeros_like(w, dtype=dtype)
+                   for g, w in zip(grads, self.weights))
+        gws = tuple(torch.empty_like(w) for w in self.weights)
+        t = self._tables
+        _kernels().weight_backward_batch_kernel[(self.rows,)](
+            *(t[n] for n in self._ROW_TABLES), gs, gws, LAYERS=len(gs), HAS_SENS=self.has_sens, HAS_LOWER=self.has_lower, BLOCK_K=self._block_k,
+            **_NO_FMA)
+        return [gw if u else None for gw, u in zip(gws, used)]
+
+    def run(self, out_dtype: torch.dtype) -> None:
+        """Forward only: lend each quantizer its w_hat (`precomputed`); each layer's own backward kernel follows."""
+        for q, view in zip(self.quantizers, self.forward(out_dtype)):
+            q.precomputed = view
+
+
+class FusedWeightBatchSTE(torch.autograd.Function):
+    """Every layer's WeightQuantSTE in one Function: the batch's forward, and one backward for all layers, which
+    autograd runs once every layer's gradient of w_hat is in (so all weight gradients arrive at the end of the
+    backward, not layer by layer). The sensitivity sums go straight into the probes' gradients, as in
+    FusedWeightQuantSTE (a folding collector only)."""
+
+    @staticmethod
+    def forward(ctx: Any, batch: FusedWeightBatch, out_dtype: torch.dtype, *weights: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        ctx.batch = batch
+        return tuple(batch.forward(out_dtype))
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        return (None, None, *ctx.batch.backward(grads))

@@ -5,7 +5,7 @@
 Per case: a channels_last activation batch (also as a ReLU's input, the ReLU folded into the fused kernels) and a
 weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and full-precision channels), in float32, bfloat16
 and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths; and the
-weights of all cases at once through the one-launch batch (FusedWeightBatch; values and layout only) with the sensitivity and look-ahead probes (the
+weights of all cases at once through the one-launch batch (FusedWeightBatchSTE: values, gradients and sums) with the sensitivity and look-ahead probes (the
 fused path hands them the signed sum of the step, the Functions its |.|: compared as |.|). Prints
 the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
 sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
@@ -162,14 +162,15 @@ def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...
 
 
 def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, seed: int) -> Difference:
-    """FusedWeightBatch (every layer's w_hat in one launch) against the Function, layer by layer: the weights of
-    CASES at once, mixed bits per channel as in compare_weights."""
+    """FusedWeightBatchSTE (every layer's weight quantizer in one launch per direction) against the Function, layer
+    by layer: the weights of CASES at once, mixed bits per channel as in compare_weights, forward, backward and the
+    sensitivity and look-ahead sums."""
     from types import SimpleNamespace
 
-    from dmbq_worker.quant.fused import FusedWeightBatch
+    from dmbq_worker.quant.fused import FusedWeightBatch, FusedWeightBatchSTE
 
     gen = torch.Generator().manual_seed(seed)
-    quantizers, weights, expected = [], [], []
+    quantizers, weights, expected, refs, grads = [], [], [], [], []
     for kind, shape in CASES:
         if kind != "weight":
             continue
@@ -181,21 +182,37 @@ def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, se
         bits = [[0, 1, 2, 3, 4, 8, FP_BITS][(i + seed) % 7] for i in range(c)]
         t = weight_tables(bits, device)
         scale = w.reshape(c, -1).abs().mean(dim=1).contiguous()
-        q = SimpleNamespace(scale=scale, levels=t["levels"], thresholds=t["thresholds"], fp_mask=t["fp_mask"],
-                            bits=torch.tensor(bits, dtype=torch.uint8, device=device), precomputed=None)
+        probe, probe_lower = _probes(c, device)
+        q = SimpleNamespace(scale=scale, bits=torch.tensor(bits, dtype=torch.uint8, device=device), probe=probe,
+                            probe_lower=probe_lower, signed_probes=True, precomputed=None, **t)
         quantizers.append(q)
-        weights.append(w)
-        expected.append(_cast(WeightQuantSTE.apply(w, scale, t["levels"], t["thresholds"], t["clip_units"],
-                                                   t["fp_mask"], t["lower_levels"], t["lower_thresholds"], None, None),
+        weights.append(w.clone().requires_grad_(True))
+        ref_w = w.clone().requires_grad_(True)
+        pa, pla = _probes(c, device)
+        expected.append(_cast(WeightQuantSTE.apply(ref_w, scale, t["levels"], t["thresholds"], t["clip_units"],
+                                                   t["fp_mask"], t["lower_levels"], t["lower_thresholds"], pa, pla),
                               out_dtype))
+        refs.append((ref_w, pa, pla))
+        grads.append(torch.randn(shape, generator=gen).to(out_dtype or torch.float32).to(device))
     if not FusedWeightBatch.supports(quantizers, weights):
         raise RuntimeError(f"the weight batch does not take these weights ({device})")
-    FusedWeightBatch(quantizers, weights).run(out_dtype or torch.float32)
-    ulps = max(_ulps(q.precomputed, e) for q, e in zip(quantizers, expected))
-    same_layout = all(q.precomputed.stride() == w.stride() for q, w in zip(quantizers, weights))
+    outs = FusedWeightBatchSTE.apply(FusedWeightBatch(quantizers, weights), out_dtype or torch.float32, *weights)
+    torch.autograd.backward(list(outs), [g.contiguous(memory_format=torch.channels_last) if g.dim() == 4 else g
+                                         for g in grads])
+    torch.autograd.backward(expected, grads)
+    ulps = max(_ulps(o, e) for o, e in zip(outs, expected))
+    same = all(o.stride() == w.stride() for o, w in zip(outs, weights))
+
+    def grad(t: Tensor) -> Tensor:
+        assert t.grad is not None
+        return t.grad
+
+    grad_equal = same and all(torch.equal(grad(w), grad(r[0])) for w, r in zip(weights, refs))
+    sens = max(_rel(grad(q.probe).abs(), grad(r[1])) for q, r in zip(quantizers, refs))
+    sens_lower = max(_rel(grad(q.probe_lower).abs(), grad(r[2])) for q, r in zip(quantizers, refs))
     name = f"weight batch of {len(weights)} layers float32" + (
         f" -> {str(out_dtype).removeprefix('torch.')}" if out_dtype else "")
-    return Difference(name, ulps, same_layout, 0.0, 0.0, 0.0)
+    return Difference(name, ulps, grad_equal, 0.0, sens, sens_lower)
 
 
 CASES: list[tuple[str, tuple[int, ...]]] = [

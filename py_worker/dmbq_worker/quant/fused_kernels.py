@@ -151,6 +151,20 @@ def _row_halvings(bits_ptr, row, lower: tl.constexpr):
 
 
 @triton.jit
+def _weight_row_forward(w_row, out_row, s, fp, halvings, levels_row, thr_row, K, BLOCK_K: tl.constexpr):
+    """One row of w_hat: each element's nearest level of the row's table times the row's scale (w itself where the
+    row is full precision), stored in out_row's dtype rounded to nearest even (as autocast's cast)."""
+    for k0 in range(0, K, BLOCK_K):
+        ks = k0 + tl.arange(0, BLOCK_K)
+        kmask = ks < K
+        w = tl.load(w_row + ks, mask=kmask, other=0.0).to(tl.float32)
+        u = tl.div_rn(w, s)
+        w_hat = _row_table_levels(u, levels_row, thr_row, kmask, halvings) * s
+        w_hat = tl.where(fp, w, w_hat)
+        tl.store(out_row + ks, w_hat.to(out_row.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
+
+
+@triton.jit
 def weight_forward_kernel(
     w_ptr, out_ptr, scale_ptr, levels_ptr, thr_ptr, fp_ptr, bits_ptr, K,
     LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -158,16 +172,9 @@ def weight_forward_kernel(
     row = tl.program_id(0)
     s = tl.maximum(tl.load(scale_ptr + row), EPS)
     fp = tl.load(fp_ptr + row) != 0
-    halvings = _row_halvings(bits_ptr, row, False)
     base = row.to(tl.int64) * K
-    for k0 in range(0, K, BLOCK_K):
-        ks = k0 + tl.arange(0, BLOCK_K)
-        kmask = ks < K
-        w = tl.load(w_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
-        u = tl.div_rn(w, s)
-        w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
-        w_hat = tl.where(fp, w, w_hat)
-        tl.store(out_ptr + base + ks, w_hat.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
+    _weight_row_forward(w_ptr + base, out_ptr + base, s, fp, _row_halvings(bits_ptr, row, False),
+                        levels_ptr + row * LEVEL_STRIDE, thr_ptr + row * THR_STRIDE, K, BLOCK_K)
 
 
 @triton.jit
@@ -179,23 +186,34 @@ def weight_forward_batch_kernel(
     row's weight address, its element offset in the flat output, its length, and the addresses of its scale, table
     rows, full-precision flag and bit-width. Same arithmetic as weight_forward_kernel, row for row."""
     r = tl.program_id(0)
-    w_ptr = tl.load(row_w_ptr + r).to(tl.pointer_type(tl.float32))
-    s = tl.maximum(tl.load(tl.load(row_scale_ptr + r).to(tl.pointer_type(tl.float32))), EPS)
-    fp = tl.load(tl.load(row_fp_ptr + r).to(tl.pointer_type(tl.int8))) != 0
-    b = tl.load(tl.load(row_bits_ptr + r).to(tl.pointer_type(tl.uint8))).to(tl.int32)
-    halvings = tl.where((b >= 1) & (b <= 8), b, 0)
-    levels_row = tl.load(row_levels_ptr + r).to(tl.pointer_type(tl.float32))
-    thr_row = tl.load(row_thr_ptr + r).to(tl.pointer_type(tl.float32))
-    out_row = out_ptr + tl.load(row_out_ptr + r)
-    k = tl.load(row_k_ptr + r)
-    for k0 in range(0, k, BLOCK_K):
+    fp, halvings = _batch_row_flags(row_fp_ptr, row_bits_ptr, r)
+    _weight_row_forward(_f32_at(row_w_ptr, r), out_ptr + tl.load(row_out_ptr + r),
+                        tl.maximum(tl.load(_f32_at(row_scale_ptr, r)), EPS), fp, halvings, _f32_at(row_levels_ptr, r),
+                        _f32_at(row_thr_ptr, r), tl.load(row_k_ptr + r), BLOCK_K)
+
+
+@triton.jit
+def _weight_row_backward(w_row, g_row, gw_row, s, fp, halvings, lower_halvings, clip_units, levels_row, thr_row,
+                         lower_levels_row, lower_thr_row, K,
+                         HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One row: dL/dw = g where |w / s| <= the row's clip (the clipped STE), stored at gw_row; returns this step's
+    signed sums of (w - w_hat) g and (w - w_hat one bit lower) g over the row (0 where not collected)."""
+    acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    acc_lower = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
-        kmask = ks < k
-        w = tl.load(w_ptr + ks, mask=kmask, other=0.0)
+        kmask = ks < K
+        w = tl.load(w_row + ks, mask=kmask, other=0.0).to(tl.float32)
+        g = tl.load(g_row + ks, mask=kmask, other=0.0).to(tl.float32)
         u = tl.div_rn(w, s)
-        w_hat = _row_table_levels(u, levels_row, thr_row, kmask, halvings) * s
-        w_hat = tl.where(fp, w, w_hat)
-        tl.store(out_row + ks, w_hat.to(out_ptr.dtype.element_ty, fp_downcast_rounding="rtne"), mask=kmask)
+        tl.store(gw_row + ks, tl.where(tl.abs(u) <= clip_units, g, 0.0).to(gw_row.dtype.element_ty), mask=kmask)
+        if HAS_SENS:
+            w_hat = tl.where(fp, w, _row_table_levels(u, levels_row, thr_row, kmask, halvings) * s)
+            acc += tl.where(kmask, (w - w_hat) * g, 0.0)
+        if HAS_LOWER:
+            low = tl.where(fp, w, _row_table_levels(u, lower_levels_row, lower_thr_row, kmask, lower_halvings) * s)
+            acc_lower += tl.where(kmask, (w - low) * g, 0.0)
+    return tl.sum(acc, axis=0), tl.sum(acc_lower, axis=0)
 
 
 @triton.jit
@@ -205,38 +223,68 @@ def weight_backward_kernel(
     HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr,
     LEVEL_STRIDE: tl.constexpr, THR_STRIDE: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """dL/dw = g where |w / s| <= the row's clip (the clipped STE); sens[row] += this step's signed
-    sum (w - w_hat) g / K (the probe's gradient, folded by the collector; the block owns its row: no atomics)."""
+    """dL/dw (the clipped STE) and sens[row] += this step's signed sum (w - w_hat) g / K (the probe's gradient,
+    folded by the collector; the block owns its row: no atomics)."""
     row = tl.program_id(0)
-    s = tl.maximum(tl.load(scale_ptr + row), EPS)
-    fp = tl.load(fp_ptr + row) != 0
-    halvings = _row_halvings(bits_ptr, row, False)
-    lower_halvings = _row_halvings(bits_ptr, row, True)
-    clip_units = tl.load(clip_ptr + row)
     base = row.to(tl.int64) * K
-    acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
-    acc_lower = tl.zeros((BLOCK_K,), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        ks = k0 + tl.arange(0, BLOCK_K)
-        kmask = ks < K
-        w = tl.load(w_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
-        g = tl.load(g_ptr + base + ks, mask=kmask, other=0.0).to(tl.float32)
-        u = tl.div_rn(w, s)
-        tl.store(gw_ptr + base + ks, tl.where(tl.abs(u) <= clip_units, g, 0.0).to(gw_ptr.dtype.element_ty),
-                 mask=kmask)
-        if HAS_SENS:
-            w_hat = _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE, THR_STRIDE) * s
-            w_hat = tl.where(fp, w, w_hat)
-            acc += tl.where(kmask, (w - w_hat) * g, 0.0)
-        if HAS_LOWER:
-            low = _table_levels(u, row, lower_levels_ptr, lower_thr_ptr, kmask, lower_halvings, LEVEL_STRIDE,
-                                THR_STRIDE) * s
-            low = tl.where(fp, w, low)
-            acc_lower += tl.where(kmask, (w - low) * g, 0.0)
+    total, total_lower = _weight_row_backward(
+        w_ptr + base, g_ptr + base, gw_ptr + base, tl.maximum(tl.load(scale_ptr + row), EPS),
+        tl.load(fp_ptr + row) != 0, _row_halvings(bits_ptr, row, False), _row_halvings(bits_ptr, row, True),
+        tl.load(clip_ptr + row), levels_ptr + row * LEVEL_STRIDE, thr_ptr + row * THR_STRIDE,
+        lower_levels_ptr + row * LEVEL_STRIDE, lower_thr_ptr + row * THR_STRIDE, K, HAS_SENS, HAS_LOWER, BLOCK_K)
     if HAS_SENS:
-        tl.store(sens_ptr + row, tl.load(sens_ptr + row) + tl.div_rn(tl.sum(acc, axis=0), K * 1.0))
+        tl.store(sens_ptr + row, tl.load(sens_ptr + row) + tl.div_rn(total, K * 1.0))
     if HAS_LOWER:
-        tl.store(sens_lower_ptr + row, tl.load(sens_lower_ptr + row) + tl.div_rn(tl.sum(acc_lower, axis=0), K * 1.0))
+        tl.store(sens_lower_ptr + row, tl.load(sens_lower_ptr + row) + tl.div_rn(total_lower, K * 1.0))
+
+
+@triton.jit
+def _f32_at(addr_ptr, r):
+    """The float32 pointer whose address row r of the table at addr_ptr holds."""
+    return tl.load(addr_ptr + r).to(tl.pointer_type(tl.float32))
+
+
+@triton.jit
+def _batch_row_flags(row_fp_ptr, row_bits_ptr, r):
+    """Row r's full-precision flag and bit-width (halvings; 0 for pruned and full-precision rows), from the
+    addresses of its fp_mask and bits entries."""
+    fp = tl.load(tl.load(row_fp_ptr + r).to(tl.pointer_type(tl.int8))) != 0
+    b = tl.load(tl.load(row_bits_ptr + r).to(tl.pointer_type(tl.uint8))).to(tl.int32)
+    return fp, tl.where((b >= 1) & (b <= 8), b, 0)
+
+
+@triton.jit
+def weight_backward_batch_kernel(
+    row_w_ptr, row_layer_ptr, row_off_ptr, row_k_ptr, row_scale_ptr, row_levels_ptr, row_thr_ptr, row_clip_ptr,
+    row_fp_ptr, row_bits_ptr, row_lower_levels_ptr, row_lower_thr_ptr, row_sens_ptr, row_sens_lower_ptr,
+    grads, grad_ws,
+    LAYERS: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """weight_backward_kernel for every row of every layer in one launch (fused.FusedWeightBatch). The address
+    tables are static; this step's gradients and the weights' new gradients come as tuples of tensors, one per layer,
+    and each row picks its layer's (the tuple is indexed only by constants, so every layer is a branch)."""
+    r = tl.program_id(0)
+    layer = tl.load(row_layer_ptr + r)
+    g_layer = grads[0]
+    gw_layer = grad_ws[0]
+    for j in tl.static_range(1, LAYERS):
+        if layer == j:
+            g_layer = grads[j]
+            gw_layer = grad_ws[j]
+    off = tl.load(row_off_ptr + r)
+    k = tl.load(row_k_ptr + r)
+    fp, halvings = _batch_row_flags(row_fp_ptr, row_bits_ptr, r)
+    total, total_lower = _weight_row_backward(
+        _f32_at(row_w_ptr, r), g_layer + off, gw_layer + off, tl.maximum(tl.load(_f32_at(row_scale_ptr, r)), EPS),
+        fp, halvings, tl.maximum(halvings - 1, 0),
+        tl.load(_f32_at(row_clip_ptr, r)), _f32_at(row_levels_ptr, r), _f32_at(row_thr_ptr, r),
+        _f32_at(row_lower_levels_ptr, r), _f32_at(row_lower_thr_ptr, r), k, HAS_SENS, HAS_LOWER, BLOCK_K)
+    if HAS_SENS:
+        sens = _f32_at(row_sens_ptr, r)
+        tl.store(sens, tl.load(sens) + tl.div_rn(total, k * 1.0))
+    if HAS_LOWER:
+        sens_lower = _f32_at(row_sens_lower_ptr, r)
+        tl.store(sens_lower, tl.load(sens_lower) + tl.div_rn(total_lower, k * 1.0))
 
 
 @triton.jit

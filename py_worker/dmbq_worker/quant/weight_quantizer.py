@@ -145,6 +145,8 @@ class WeightQuantizer(CompactTablesState):
             out_dtype = conv_operand_dtype(weight)
             if precomputed is not None and precomputed.dtype != (out_dtype or weight.dtype):
                 precomputed = None  # made for another precision: quantize here
+            if precomputed is not None and precomputed.requires_grad:
+                return precomputed  # an output of FusedWeightBatchSTE: its backward is the batch's too
             return FusedWeightQuantSTE.apply(  # type: ignore[no-any-return]
                 weight, self.scale, self.levels, self.thresholds, self.clip_units, self.fp_mask, self.bits,
                 self.lower_levels, self.lower_thresholds, probe, probe_lower, out_dtype, precomputed)

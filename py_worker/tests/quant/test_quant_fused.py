@@ -16,7 +16,14 @@ import torch
 from quant_reference import quantize_act_uniform, quantize_weight_rows
 from torch import nn
 
-from dmbq_worker.quant import LayerQuantConfig, SchemeConfig, SensitivityCollector, apply_scheme, convert_model
+from dmbq_worker.quant import (
+    LayerQuantConfig,
+    SchemeConfig,
+    SensitivityCollector,
+    WeightQuantizer,
+    apply_scheme,
+    convert_model,
+)
 from dmbq_worker.quant import fused
 from dmbq_worker.quant.fused_check import compare_acts, compare_weights
 
@@ -289,10 +296,13 @@ def test_a_collector_that_does_not_fold_keeps_its_probes_off_the_fused_path(fuse
     assert fused_path.weight == 1 and fused_path.act == 1
 
 
-def _train_batched(steps: int, batched: bool, dtype: torch.dtype | None) -> tuple[list[float], list[torch.Tensor], int]:
-    """_train's ResNet with the trainer's hooks: the scale EMA after the step (ScaleUpdater) and, when `batched`,
-    every weight quantized in one launch before the forward (WeightBatcher); `dtype`: bf16 autocast or none.
-    Returns the losses, the parameters and how many forwards took a lent w_hat."""
+def _train_batched(steps: int, mode: str, dtype: torch.dtype | None, collect: bool = False,
+                   ) -> tuple[list[float], list[torch.Tensor], dict[str, np.ndarray], int]:
+    """_train's ResNet with the trainer's hooks: the scale EMA after the step (ScaleUpdater) and, by `mode`, every
+    weight quantized in one launch before the forward ("forward": WeightBatcher(backward=False); "both": one launch
+    per direction) or each layer on its own ("none"); `dtype`: bf16 autocast or none; `collect`: sensitivities and
+    look-ahead through a folding collector. Returns the losses, the parameters, the summed sensitivities and how
+    many layer forwards took a lent w_hat."""
     from dmbq_worker.quant import ScaleUpdater, WeightBatcher
 
     torch.manual_seed(3)
@@ -301,25 +311,28 @@ def _train_batched(steps: int, batched: bool, dtype: torch.dtype | None) -> tupl
     rng = np.random.default_rng(0)
     cfg = {
         ref.name: LayerQuantConfig(np.array([[0, 1, 2, 3, 32][i % 5] for i in range(ref.module.out_channels)],
-                                            np.uint8), rng.integers(1, 5, ref.module.in_channels).astype(np.uint8),
+                                            np.uint8), rng.integers(1, 4, ref.module.in_channels).astype(np.uint8),
                                    "uniform")
         for ref in layers
     }
     cfg[layers[0].name] = LayerQuantConfig(np.full(layers[0].module.out_channels, 32, np.uint8),
-                                           np.full(layers[0].module.in_channels, 8, np.uint8), "uniform")  # all FP
+                                           np.full(layers[0].module.in_channels, 32, np.uint8), "uniform")  # all FP
     apply_scheme(layers, SchemeConfig(layers=cfg, weight_tables=dict(W_TABLES)))
     for ref in layers:
         ref.module.act_quant.set_clip_(1.5)
-    updater, batcher = ScaleUpdater(layers), WeightBatcher(layers)
+    collector = SensitivityCollector(layers, lookahead=True, fold_each_step=True) if collect else None
+    if collector is not None:
+        collector.enable()
+    updater, batcher = ScaleUpdater(layers), WeightBatcher(layers, backward=mode == "both")
     taken = 0
-    original = fused.FusedWeightQuantSTE.forward
+    original = WeightQuantizer.forward
 
-    def counting(ctx: object, *args: object) -> object:
+    def counting(self: WeightQuantizer, weight: torch.Tensor) -> torch.Tensor:
         nonlocal taken
-        taken += args[-1] is not None  # the `precomputed` argument
-        return original(ctx, *args)  # type: ignore[arg-type]
+        taken += self.precomputed is not None
+        return original(self, weight)
 
-    fused.FusedWeightQuantSTE.forward = staticmethod(counting)  # type: ignore[method-assign]
+    WeightQuantizer.forward = counting  # type: ignore[method-assign]
     try:
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         gen = torch.Generator().manual_seed(5)
@@ -329,33 +342,46 @@ def _train_batched(steps: int, batched: bool, dtype: torch.dtype | None) -> tupl
             y = torch.randint(0, 5, (6,), generator=gen).to(DEVICE)
             opt.zero_grad()
             with torch.autocast(DEVICE.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                if batched:
+                if mode != "none":
                     batcher.run()
                 out = model(x)
                 batcher.finish()
             loss = nn.functional.cross_entropy(out.float(), y)
             loss.backward()
+            if collector is not None:
+                collector.fold_()
             opt.step()
             updater.step()
             losses.append(float(loss.detach()))
     finally:
-        fused.FusedWeightQuantSTE.forward = original  # type: ignore[method-assign]
-    return losses, [p.detach().cpu().clone() for p in model.parameters()], taken
+        WeightQuantizer.forward = original  # type: ignore[method-assign]
+    sens: dict[str, np.ndarray] = {}
+    if collector is not None:
+        sens = {f"{n}.{k}": getattr(v, k) for n, v in collector.read().items()
+                for k in ("weight_sensitivity", "weight_sensitivity_lower", "act_sensitivity")}
+    return losses, [p.detach().cpu().clone() for p in model.parameters()], sens, taken
 
 
+@pytest.mark.parametrize("mode", ["forward", "both"])
 @pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16-autocast"])
-def test_one_launch_for_every_layers_weights_trains_as_the_per_layer_kernels(fused_path: FusedCalls,
+def test_one_launch_for_every_layers_weights_trains_as_the_per_layer_kernels(fused_path: FusedCalls, mode: str,
                                                                               dtype: torch.dtype | None) -> None:
     """WeightBatcher: every quantized layer's forward takes the lent w_hat (the all-FP first layer is left out), and
-    training is bit for bit the per-layer kernels' (same arithmetic, row for row), also across the scale EMA."""
-    losses_b, params_b, taken = _train_batched(3, True, dtype)
+    training is bit for bit the per-layer kernels' (same arithmetic, row for row), also across the scale EMA; with
+    one backward for all layers too, the sensitivities and look-ahead sums are the per-layer kernels' as well."""
+    losses_b, params_b, sens_b, taken = _train_batched(3, mode, dtype, collect=True)
     quantized_layers = 7  # ResNet-(6+2): 2 convs in each of 3 blocks and the classifier; the first conv stays FP
     assert taken == 3 * quantized_layers
-    losses_p, params_p, taken_p = _train_batched(3, False, dtype)
+    # the per-layer Function still runs (without its forward kernel) when only the forward is batched, never with both
+    assert fused_path.weight == (3 * quantized_layers if mode == "forward" else 0)
+    losses_p, params_p, sens_p, taken_p = _train_batched(3, "none", dtype, collect=True)
     assert taken_p == 0
     assert losses_b == losses_p
     for a, b in zip(params_b, params_p):
         assert torch.equal(a, b)
+    for k in sens_p:
+        np.testing.assert_array_equal(sens_b[k], sens_p[k], err_msg=k)
+    assert any(float(np.abs(v).sum()) > 0 for k, v in sens_p.items() if "weight_sensitivity" in k)
 
 
 def test_the_weight_batch_builds_its_tables_again_when_a_layer_changes(fused_path: FusedCalls) -> None:
