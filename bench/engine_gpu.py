@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -203,8 +204,6 @@ def main() -> None:
         inductor_config.combo_kernels = True
     if "compiled" in args.paths:
         # the worker refuses compiled quantized layers on CUDA unless opted in: measuring them is this path's purpose
-        import os
-
         from dmbq_worker.engine.service import COMPILE_QUANT_CUDA_ENV
 
         os.environ[COMPILE_QUANT_CUDA_ENV] = "1"
@@ -242,7 +241,10 @@ def main() -> None:
           f"precision {args.precision}, {'eager loop' if args.eager else 'CUDA graph'}; median of {args.epochs} "
           f"epochs after {args.warmup} warm-up; ratios to FP (plain nn) of the '{paths[0]}' path and of the row's "
           f"own path; quantizers of the graph path: "
-          f"{'fused Triton kernels' if fused_enabled() else 'torch ops (DMBQ_FUSED_QUANT=0 or no Triton)'}")
+          f"{'fused Triton kernels' if fused_enabled() else 'torch ops (DMBQ_FUSED_QUANT=0 or no Triton)'}; "
+          f"weights of all layers in one launch: "
+          f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '0'), 'no')}"
+          f" (DMBQ_WEIGHT_BATCH)")
     print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for path, r in rows:

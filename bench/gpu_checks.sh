@@ -6,6 +6,8 @@
 #   probe, gradcheck  compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, compile_grad_check.py)
 #   histograms        what histogram epochs cost (bench/histogram_cost.py)
 #   engine            the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py)
+#   weight-batch      the graph path's table with every layer's weight quantizer in one launch per direction
+#                     (DMBQ_WEIGHT_BATCH=1) and with the forward only (=forward); run after `fused`, beside `engine`
 #   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
@@ -20,7 +22,7 @@ set -uo pipefail
 OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR [STEP ...]}
 shift
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(fused probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(fused probe gradcheck histograms engine weight-batch export timing-compiled timing-graph ddp bn)
 PY=${DMBQ_PYTHON:-python3}
 DEV=${GPU_CHECKS_DEVICE:-cuda}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
@@ -57,6 +59,11 @@ for step in "${STEPS[@]}"; do
     gradcheck) run gradcheck timeout 240 "$PY" bench/compile_grad_check.py --device "$DEV" --models conv-relu-conv,conv-bn-avgpool ;;
     histograms) run histograms timeout 120 "$PY" bench/histogram_cost.py --device "$DEV" --steps $([ "$DEV" = cpu ] && echo 2 || echo 40) ;;
     engine) run engine timeout 480 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 2 --warmup 1 --skip-extra ;;
+    weight-batch)
+      for mode in 1 forward; do
+        run "engine-weight-batch-$mode" env DMBQ_WEIGHT_BATCH=$mode DMBQ_FUSED_QUANT=$([ "$DEV" = cpu ] && echo 0 || echo 1) \
+          timeout 300 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 3 --warmup 1 --paths graph
+      done ;;
     export)
       run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$WORK/runs" \
         --rows r20-fp,r20-w2a2-cp --fp-epochs 3 --q-epochs 2 --precision $PREC --devices $NODE_DEV "${SMALL[@]}"
@@ -82,7 +89,7 @@ for step in "${STEPS[@]}"; do
       run ddp-eager timeout 300 "$PY" bench/ddp_scaling.py "${DDP[@]}" --configs ddp1,ddp2 --out "$WORK/ddp-eager"
       unset DMBQ_DDP_CUDA_GRAPH ;;
     bn) run bn timeout 120 "$PY" bench/global_bn_cost.py --device "$DEV" ;;
-    *) echo "unknown step '$step' (steps: fused probe gradcheck histograms engine export timing-compiled timing-graph ddp bn)" >&2
+    *) echo "unknown step '$step' (steps: fused probe gradcheck histograms engine weight-batch export timing-compiled timing-graph ddp bn)" >&2
        exit 2 ;;
   esac
 done
