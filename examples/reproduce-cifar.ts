@@ -431,10 +431,20 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
   };
 }
 
-/** The command that reproduces one row (its FP run first, when that is missing). */
+/**
+ * The command that reproduces one row (its FP run first, when that is missing). The rows of its `--start-from`
+ * chain that this invocation did not select ran earlier (finished in the runs folder, which `rowJobs` checks): the
+ * command names that folder and starts from it instead of listing them, since its flags acted on the selected rows
+ * only; the earlier rows' own commands are in their summaries.
+ */
 export function rowCommand(o: Options, row: Row): string {
-  const chain = startChain(o.startFrom, row.id);
-  const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`, `--rows ${chain.join(",")}`,
+  const full = startChain(o.startFrom, row.id);
+  const selected = new Set(o.rows.map((r) => r.id));
+  let first = 0;
+  while (first < full.length - 1 && !selected.has(full[first]!)) first++;
+  const chain = full.slice(first);
+  const parts = ["node dist/examples/reproduce-cifar.js", `--data ${process.env.CIFAR10_DIR === o.data ? "$CIFAR10_DIR" : o.data}`,
+    ...(first > 0 ? [`--runs ${o.runsDir}`] : []), `--rows ${chain.join(",")}`,
     `--fp-epochs ${o.fpEpochs}`, `--q-epochs ${o.qEpochs}`, `--seed ${o.seed}`, `--precision ${o.precision}`, `--lr-fp ${o.lrFp}`];
   // a chain keeps each row's own LR (Row.lrQ): one --lr-q would give its LR to the rows it starts from too
   if (row.quant && (chain.length === 1 || o.lrQ !== undefined)) parts.push(`--lr-q ${lrQOf(o, row)}`);
@@ -455,7 +465,8 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);
   if (o.testLimit) parts.push(`--test-limit ${o.testLimit}`);
   if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);
-  if (chain.length > 1) parts.push(`--start-from ${chain.slice(1).map((id, i) => `${id}=${chain[i]}`).join(",")}`);
+  const starts = full.slice(Math.max(first, 1)).map((id) => `${id}=${o.startFrom.get(id)!}`);
+  if (starts.length) parts.push(`--start-from ${starts.join(",")}`);
   return parts.join(" ");
 }
 

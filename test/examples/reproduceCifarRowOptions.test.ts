@@ -52,6 +52,29 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.throws(() => parseOptions(["--data", data, "--lba-allocator", "greedy"]), /--lba-allocator: "greedy" is not decrement or giveback/);
   });
 
+  it("a row started from a run finished earlier gets a command that starts from that run, not one that runs it again", () => {
+    const runs = join(data, "runs");
+    const o = parseOptions(["--data", data, "--runs", runs, "--rows", "r20-w2a2-cp", "--start-from", "r20-w2a2-cp=r20-w2a32-cp", "--lba-ramp", "0.2"]);
+    const cmd = rowCommand(o, row("r20-w2a2-cp"));
+    assert.match(cmd, new RegExp(`--runs ${runs} --rows r20-w2a2-cp --fp-epochs`));
+    assert.match(cmd, /--lba-ramp 0\.2/);
+    assert.match(cmd, /--start-from r20-w2a2-cp=r20-w2a32-cp$/);
+    assert.doesNotMatch(cmd, /r20-w2a32-cp,/);
+    // the whole chain selected: as before, no --runs, every row listed
+    const chained = parseOptions(["--data", data, "--rows", "r20-w2a32-cp,r20-w2a2-cp,r20-w1a2-cp",
+      "--start-from", "r20-w2a2-cp=r20-w2a32-cp,r20-w1a2-cp=r20-w2a2-cp"]);
+    const c = rowCommand(chained, row("r20-w1a2-cp"));
+    assert.match(c, /--rows r20-w2a32-cp,r20-w2a2-cp,r20-w1a2-cp /);
+    assert.match(c, /--start-from r20-w2a2-cp=r20-w2a32-cp,r20-w1a2-cp=r20-w2a2-cp$/);
+    assert.doesNotMatch(c, /--runs/);
+    // two of three selected: the first ran before
+    const tail = parseOptions(["--data", data, "--runs", runs, "--rows", "r20-w2a2-cp,r20-w1a2-cp",
+      "--start-from", "r20-w2a2-cp=r20-w2a32-cp,r20-w1a2-cp=r20-w2a2-cp"]);
+    const t = rowCommand(tail, row("r20-w1a2-cp"));
+    assert.match(t, /--rows r20-w2a2-cp,r20-w1a2-cp /);
+    assert.match(t, /--start-from r20-w2a2-cp=r20-w2a32-cp,r20-w1a2-cp=r20-w2a2-cp$/);
+  });
+
   it("names the flag for a bad value", () => {
     assert.throws(() => parseOptions(["--data", data, "--lba-score", "perChannel"]), /--lba-score: "perChannel" is not metric, metricPerWeight or metricSqrtWeight/);
     assert.throws(() => parseOptions(["--data", data, "--min-bits", "9"]), /--min-bits: "9" is not an integer in 0\.\.8/);
