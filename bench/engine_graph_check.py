@@ -4,7 +4,8 @@
 
 Two services from the same seed train ResNet-20 at W2/A2 (mixed 1..4 bits) with sensitivities and look-ahead
 on for `steps` steps in two Run requests (the second re-uses the captured graph and its zeroed sensitivity sums),
-one eager and one with the captured step, fp32. Between the two requests the scheme moves bits between channels
+one eager and one with the captured step (`--pair eager-eager` or `graph-graph`: one path twice, whether it
+repeats by itself), fp32. Between the two requests the scheme moves bits between channels
 (another draw of the same mixed scheme, as LBA does each epoch): the captured step is kept (the graph count says
 so) and must train under the new bits, or the second request's losses and sums part from eager's. The fused
 kernels add their per-channel sums with atomics, in no fixed order: compare with DMBQ_FUSED_QUANT=0 for equality. Prints the losses, the largest relative difference of the
@@ -65,12 +66,16 @@ def main() -> None:
                         help="what the runs collect: sensitivities and look-ahead (default), sensitivities, nothing")
     parser.add_argument("--keep-scheme", action="store_true", help="no scheme change between the requests (a control)")
     parser.add_argument("--device", default="cuda", help="cpu runs both eagerly: a smoke test of the script only")
+    parser.add_argument("--pair", choices=("eager-graph", "eager-eager", "graph-graph"), default="eager-graph",
+                        help="the two runs compared: eager against the captured step (default), or one path twice "
+                             "(is that path alone repeatable? the look-ahead anomaly's control)")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = False
-    eager = train(False, args)
-    graph = train(True, args)
-    print(f"eager ({eager[3]}): losses of the two Run requests {eager[0]}")
-    print(f"graph ({graph[3]}): losses of the two Run requests {graph[0]}")
+    first, second = args.pair.split("-")
+    eager = train(first == "graph", args)
+    graph = train(second == "graph", args)
+    print(f"{first} ({eager[3]}): losses of the two Run requests {eager[0]}")
+    print(f"{second} ({graph[3]}): losses of the two Run requests {graph[0]}")
     rel_p = max(((eager[1][k] - graph[1][k]).norm() / eager[1][k].norm().clamp_min(1e-12)).item() for k in eager[1])
     rel_s = max(float(np.linalg.norm(eager[2][k] - graph[2][k]) / max(np.linalg.norm(eager[2][k]), 1e-30))
                 for k in eager[2])
