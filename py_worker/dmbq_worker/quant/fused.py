@@ -420,14 +420,9 @@ class FusedWeightBatch:
         gws = tuple(torch.empty_like(w) for w in self.weights)
         t = self._tables
         _kernels().weight_backward_batch_kernel[(self.rows,)](
-            *(t[n] for n in self._ROW_TABLES), gs, gws, LAYERS=len(gs), HAS_SENS=self.has_sens, HAS_LOWER=self.has_lower, BLOCK_K=self._block_k,
-            **_NO_FMA)
+            *(t[n] for n in self._ROW_TABLES), gs, gws,
+            LAYERS=len(gs), HAS_SENS=self.has_sens, HAS_LOWER=self.has_lower, BLOCK_K=self._block_k, **_NO_FMA)
         return [gw if u else None for gw, u in zip(gws, used)]
-
-    def run(self, out_dtype: torch.dtype) -> None:
-        """Forward only: lend each quantizer its w_hat (`precomputed`); each layer's own backward kernel follows."""
-        for q, view in zip(self.quantizers, self.forward(out_dtype)):
-            q.precomputed = view
 
 
 class FusedWeightBatchSTE(torch.autograd.Function):

@@ -4,10 +4,10 @@
 
 Per case: a channels_last activation batch (also as a ReLU's input, the ReLU folded into the fused kernels) and a
 weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and full-precision channels), in float32, bfloat16
-and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths; and the
-weights of all cases at once through the one-launch batch (FusedWeightBatchSTE: values, gradients and sums) with the sensitivity and look-ahead probes (the
-fused path hands them the signed sum of the step, the Functions its |.|: compared as |.|). Prints
-the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
+and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths with the
+sensitivity and look-ahead probes (the fused path hands them the signed sum of the step, the Functions its |.|:
+compared as |.|); and the weights of all cases at once through the one-launch batch (FusedWeightBatchSTE: values,
+gradients and sums). Prints the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
 sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
 (DMBQ_FUSED_QUANT=interpret, set before torch imports Triton), which rounds float32 -> bfloat16 by truncation where
 CUDA rounds to nearest even: there bfloat16 values may differ by one unit in the last place (`value_ulps`).

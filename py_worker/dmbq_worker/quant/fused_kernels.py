@@ -141,10 +141,15 @@ def _table_levels(u, row, levels_ptr, thr_ptr, kmask, halvings, LEVEL_STRIDE: tl
 
 
 @triton.jit
+def _halvings(b):
+    """A bit-width's table search depth: b itself for 1..8 bits, 0 for pruned (level 0) and full-precision rows."""
+    return tl.where((b >= 1) & (b <= 8), b, 0)
+
+
+@triton.jit
 def _row_halvings(bits_ptr, row, lower: tl.constexpr):
     """The bit-width of a row's table (its own, or one bit lower): 0 for pruned (level 0) and full-precision rows."""
-    b = tl.load(bits_ptr + row).to(tl.int32)
-    b = tl.where((b >= 1) & (b <= 8), b, 0)
+    b = _halvings(tl.load(bits_ptr + row).to(tl.int32))
     if lower:
         b = tl.maximum(b - 1, 0)
     return b
@@ -249,8 +254,7 @@ def _batch_row_flags(row_fp_ptr, row_bits_ptr, r):
     """Row r's full-precision flag and bit-width (halvings; 0 for pruned and full-precision rows), from the
     addresses of its fp_mask and bits entries."""
     fp = tl.load(tl.load(row_fp_ptr + r).to(tl.pointer_type(tl.int8))) != 0
-    b = tl.load(tl.load(row_bits_ptr + r).to(tl.pointer_type(tl.uint8))).to(tl.int32)
-    return fp, tl.where((b >= 1) & (b <= 8), b, 0)
+    return fp, _halvings(tl.load(tl.load(row_bits_ptr + r).to(tl.pointer_type(tl.uint8))).to(tl.int32))
 
 
 @triton.jit

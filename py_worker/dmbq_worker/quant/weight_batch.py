@@ -46,10 +46,11 @@ class WeightBatcher:
             return
         dtype = conv_operand_dtype(weights[0]) or weights[0].dtype
         if self.backward and torch.is_grad_enabled():
-            for q, w_hat in zip(quantizers, FusedWeightBatchSTE.apply(self._batch, dtype, *weights)):
-                q.precomputed = w_hat
-        else:
-            self._batch.run(dtype)
+            w_hats = FusedWeightBatchSTE.apply(self._batch, dtype, *weights)
+        else:  # each layer's own backward kernel follows
+            w_hats = self._batch.forward(dtype)
+        for q, w_hat in zip(quantizers, w_hats):
+            q.precomputed = w_hat
 
     def finish(self) -> None:
         for ref in self.layers:
