@@ -243,7 +243,7 @@ def main() -> None:
           f"own path; quantizers of the graph path: "
           f"{'fused Triton kernels' if fused_enabled() else 'torch ops (DMBQ_FUSED_QUANT=0 or no Triton)'}; "
           f"weights of all layers in one launch: "
-          f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '0'), 'no')}"
+          f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '1'), 'no')}"
           f" (DMBQ_WEIGHT_BATCH)")
     print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

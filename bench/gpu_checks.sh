@@ -6,8 +6,9 @@
 #   probe, gradcheck  compiled vs eager gradients of the quantizers (bench/compile_backward_probe.py, compile_grad_check.py)
 #   histograms        what histogram epochs cost (bench/histogram_cost.py)
 #   engine            the engine's s/epoch table, CUDA-graph and compiled paths (bench/engine_gpu.py)
-#   weight-batch      the graph path's table with every layer's weight quantizer in one launch per direction
-#                     (DMBQ_WEIGHT_BATCH=1) and with the forward only (=forward); run after `fused`, beside `engine`
+#   weight-batch      the graph path's table with one weight-quantizer launch per layer (DMBQ_WEIGHT_BATCH=0) and with
+#                     the forward only in one launch (=forward), against `engine` (the default: both directions in
+#                     one launch for every layer); run after `fused`, beside `engine`
 #   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
@@ -60,7 +61,7 @@ for step in "${STEPS[@]}"; do
     histograms) run histograms timeout 120 "$PY" bench/histogram_cost.py --device "$DEV" --steps $([ "$DEV" = cpu ] && echo 2 || echo 40) ;;
     engine) run engine timeout 480 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 2 --warmup 1 --skip-extra ;;
     weight-batch)
-      for mode in 1 forward; do
+      for mode in 0 forward; do
         run "engine-weight-batch-$mode" env DMBQ_WEIGHT_BATCH=$mode DMBQ_FUSED_QUANT=$([ "$DEV" = cpu ] && echo 0 || echo 1) \
           timeout 300 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 3 --warmup 1 --paths graph
       done ;;

@@ -16,6 +16,7 @@
 //        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
 //        [--lba-allocator decrement|giveback]   (giveback: after LBA freezes, later epochs may still swap bits; not the paper's)
 //        [--act-mode uniform|table]   (activation levels: uniform with a learned clip, or the DMBQ table under the clip)
+//        [--clip-lr-scale X]   (LR multiplier of the learned activation clips; default 1)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
 //        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
@@ -207,6 +208,8 @@ export interface Options {
   minBits?: number;
   /** `--act-mode`: the quantized rows' activation levels (QuantConfig.actMode; default uniform with a learned clip). */
   actMode?: "uniform" | "table";
+  /** `--clip-lr-scale`: the quantized rows' clip LR multiplier (QuantConfig.actClipLrScale; default 1). */
+  clipLrScale?: number;
   trainLimit: number;
   testLimit: number;
   keepCheckpoints: number;
@@ -249,6 +252,7 @@ export function parseOptions(argv: string[]): Options {
       "lba-allocator": { type: "string" },
       "min-bits": { type: "string" },
       "act-mode": { type: "string" },
+      "clip-lr-scale": { type: "string" },
       "row-epochs": { type: "string" },
       "train-limit": { type: "string", default: "0" },
       "test-limit": { type: "string", default: "0" },
@@ -335,6 +339,7 @@ export function parseOptions(argv: string[]): Options {
     lba,
     ...(values["min-bits"] !== undefined ? { minBits: num("min-bits", values["min-bits"], (v) => Number.isInteger(v) && v >= 0 && v <= 8, "an integer in 0..8") } : {}),
     ...(actMode !== undefined ? { actMode } : {}),
+    ...(values["clip-lr-scale"] !== undefined ? { clipLrScale: num("clip-lr-scale", values["clip-lr-scale"], (v) => v > 0, "a positive number") } : {}),
     trainLimit: int("train-limit", values["train-limit"], 0),
     testLimit: int("test-limit", values["test-limit"], 0),
     keepCheckpoints: int("keep-checkpoints", values["keep-checkpoints"], 1),
@@ -426,7 +431,8 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
     compile: o.compile,
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
-    ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(o.actMode !== undefined ? { actMode: o.actMode } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+    ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(o.actMode !== undefined ? { actMode: o.actMode } : {}),
+      ...(o.clipLrScale !== undefined ? { actClipLrScale: o.clipLrScale } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
     ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
   };
 }
@@ -460,6 +466,7 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.allocator !== undefined) parts.push(`--lba-allocator ${o.lba.allocator}`);
   if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
   if (o.actMode !== undefined) parts.push(`--act-mode ${o.actMode}`);
+  if (o.clipLrScale !== undefined) parts.push(`--clip-lr-scale ${o.clipLrScale}`);
   const ownEpochs = chain.filter((id) => o.rowEpochs?.has(id)).map((id) => `${id}=${o.rowEpochs!.get(id)}`);
   if (ownEpochs.length) parts.push(`--row-epochs ${ownEpochs.join(",")}`);
   if (o.trainLimit) parts.push(`--train-limit ${o.trainLimit}`);

@@ -1,4 +1,4 @@
-// --lba-score, --min-bits, --act-mode and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
+// --lba-score, --min-bits, --act-mode, --clip-lr-scale and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +43,15 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.match(rowCommand(o, row("r20-w2a2-cp")), /--act-mode table/);
     assert.equal(rowConfig(parseOptions(["--data", data]), row("r20-w2a2-cp"), "cpu").quant?.actMode, undefined);
     assert.throws(() => parseOptions(["--data", data, "--act-mode", "laplace"]), /--act-mode: "laplace" is not uniform or table/);
+  });
+
+  it("--clip-lr-scale reaches quant.actClipLrScale of quantized rows and the command", () => {
+    const o = parseOptions(["--data", data, "--clip-lr-scale", "0.1"]);
+    assert.equal(rowConfig(o, row("r20-w2a2-cp"), "cpu").quant?.actClipLrScale, 0.1);
+    assert.equal(rowConfig(o, row("r20-fp"), "cpu").quant, undefined);
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--clip-lr-scale 0\.1/);
+    assert.equal(rowConfig(parseOptions(["--data", data]), row("r20-w2a2-cp"), "cpu").quant?.actClipLrScale, undefined);
+    assert.throws(() => parseOptions(["--data", data, "--clip-lr-scale", "0"]), /--clip-lr-scale: "0" is not a positive number/);
   });
 
   it("--lba-allocator reaches lba and the command", () => {

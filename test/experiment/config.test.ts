@@ -21,6 +21,7 @@ describe("experiment config validation", () => {
     ["unknown dataset", { dataset: { name: "mnist" } }, /^dataset\.name: unknown dataset "mnist"/],
     ["bad granularity", { quant: { weightBits: 2, actBits: 2, granularity: "XP" } }, /^quant\.granularity/],
     ["bad levels mode", { quant: { weightBits: 2, actBits: 2, levels: "cauchy" } }, /^quant\.levels/],
+    ["clip LR scale 0", { quant: { weightBits: 2, actBits: 2, actClipLrScale: 0 } }, /^quant\.actClipLrScale: must be a positive number, got 0/],
     ["negative lr", { optimizer: { lr: -1 } }, /^optimizer\.lr/],
     ["bad endpoint", { worker: { endpoint: "http://x" } }, /^worker\.endpoint/],
     ["distillation without a teacher", { distill: {} }, /^distill\.teacher: no teacher/],

@@ -16,6 +16,9 @@ export interface QuantConfig {
   levels?: LevelsMode;
   /** Activation levels: uniform with a learned clip (the paper's) or the DMBQ table of the unsigned law. */
   actMode?: "uniform" | "table";
+  /** LR multiplier of the learned activation clips (default 1: the run's LR). A clip's gradient sums over every
+   *  element of its layer, so it may want a smaller step than the weights (LSQ scales it down). */
+  actClipLrScale?: number;
   startBits?: number;
   minBits?: number;
   maxBits?: number;
@@ -151,6 +154,7 @@ export function validateConfig(input: unknown): string[] {
       if (q.granularity !== undefined && !["GP", "LP", "CP"].includes(q.granularity as string)) p.push(`quant.granularity: ${JSON.stringify(q.granularity)} is not GP, LP or CP`);
       if (q.levels !== undefined && !LEVELS.includes(q.levels as LevelsMode)) p.push(`quant.levels: ${JSON.stringify(q.levels)} is not one of ${LEVELS.join(", ")}`);
       if (q.actMode !== undefined && !["uniform", "table"].includes(q.actMode as string)) p.push(`quant.actMode: ${JSON.stringify(q.actMode)} is not uniform or table`);
+      if (q.actClipLrScale !== undefined && (!isNum(q.actClipLrScale) || q.actClipLrScale <= 0)) p.push(`quant.actClipLrScale: must be a positive number, got ${JSON.stringify(q.actClipLrScale)}`);
       if (isNum(q.actBits) && q.actBits > 0 && q.actBits < 1) p.push(`quant.actBits: activations need at least 1 bit`);
     }
   }

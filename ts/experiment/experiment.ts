@@ -68,7 +68,8 @@ function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
   };
 }
 
-function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string, teacherWeights = ""): Partial<Configure> {
+/** The Configure request of a run (exported for its unit test): unset fields are zeros, the worker's defaults. */
+export function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string, teacherWeights = ""): Partial<Configure> {
   const m = config.model;
   return {
     model: typeof m === "string" ? { name: m, numClasses: 0, factory: "", width: 0 } : { name: m.name ?? "custom", numClasses: 0, factory: m.factory, width: 0 },
@@ -82,6 +83,8 @@ function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefi
     schedule: { kind: config.schedule?.kind ?? "cosine", epochs: config.epochs, milestones: config.schedule?.milestones ?? [],
       gamma: config.schedule?.gamma ?? 0, warmupEpochs: config.schedule?.warmupEpochs ?? 0 },
     ...(scheme ? { scheme } : {}),
+    // zeros keep the worker's defaults (scale EMA 0.99, clips from the first batch, clip LR × 1)
+    ...(config.quant?.actClipLrScale !== undefined ? { quant: { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: config.quant.actClipLrScale } } : {}),
     seed: config.seed ?? 0,
     device: config.device ?? "auto",
     precision: config.precision ?? "fp32",

@@ -18,9 +18,8 @@ class WeightBatcher:
     makes every weight's gradient and sensitivity sums; without it each layer's own backward kernel runs. Without the fused
     kernels (CPU, DMBQ_FUSED_QUANT=0), weights they cannot read, or while the step is being compiled, it does nothing
     and every layer quantizes in its own forward, as before. The scale EMA must be out of the forward
-    (ScaleUpdater): a quantizer that updates its scale in the forward ignores the lent w_hat. The service uses it only
-    with DMBQ_WEIGHT_BATCH=1 (both directions) or =forward for now: it has run in Triton's interpreter only, not yet
-    compiled on a GPU."""
+    (ScaleUpdater): a quantizer that updates its scale in the forward ignores the lent w_hat. The service uses it by
+    default outside jobs (DMBQ_WEIGHT_BATCH=forward: the forward only; =0: off)."""
 
     def __init__(self, layers: Sequence[QuantLayerRef], *, backward: bool = True) -> None:
         self.layers = list(layers)

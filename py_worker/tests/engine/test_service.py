@@ -134,6 +134,24 @@ def test_sensitivities_and_scales_come_back_per_quantized_layer() -> None:
                for s, l in zip(plain.layers, cfg.layers))
 
 
+def test_clip_lr_scale_scales_the_clips_step() -> None:
+    """QuantOptions.act_clip_lr_scale: from the same fixed clip and data, one SGD step moves each clip by the scale
+    times what it moves at scale 1 (the clips' group has no weight decay)."""
+    moved = {}
+    for scale in (1.0, 0.25):
+        svc, ctx = TrainingService(), RecordingContext()
+        req = small_digits(lr=0.05)
+        req.quant.CopyFrom(pb.QuantOptions(act_clip_init=1.0, act_clip_lr_scale=scale))
+        cfg = svc.configure(req, ctx)
+        svc.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+        out = svc.run(pb.Run(steps=1), ctx)
+        assert isinstance(out, pb.EpochResult)
+        moved[scale] = np.concatenate([np.frombuffer(s.act_clip_f32, dtype="<f4") for s in out.layers
+                                       if s.name != cfg.layers[0].name]).astype(np.float64) - 1.0
+    assert (np.abs(moved[1.0]) > 1e-5).all(), moved[1.0]
+    np.testing.assert_allclose(moved[0.25], 0.25 * moved[1.0], rtol=2e-3)
+
+
 def test_histograms_without_sensitivities_attach_no_probes() -> None:
     """The report's last epoch and empirical levels ask for histograms only: no sensitivity work, none returned."""
     svc, ctx = TrainingService(), RecordingContext()

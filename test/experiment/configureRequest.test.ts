@@ -1,0 +1,17 @@
+// What the experiment sends in Configure: the quantizer options reach the worker only when the config sets them.
+import assert from "node:assert/strict";
+import { configureRequest } from "../../ts/experiment/experiment.js";
+import type { ExperimentConfig } from "../../ts/experiment/index.js";
+
+const base: ExperimentConfig = { name: "c", model: "digits_cnn", dataset: { name: "digits" }, epochs: 1, quant: { weightBits: 2, actBits: 2 } };
+
+describe("configureRequest", () => {
+  it("sends quant.actClipLrScale as QuantOptions.actClipLrScale, the other options at the worker's defaults", () => {
+    const req = configureRequest({ ...base, quant: { ...base.quant!, actClipLrScale: 0.1 } }, undefined, "");
+    assert.deepEqual(req.quant, { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0.1 });
+  });
+
+  it("sends no QuantOptions without it (the worker's defaults)", () => {
+    assert.equal(configureRequest(base, undefined, "").quant, undefined);
+  });
+});
