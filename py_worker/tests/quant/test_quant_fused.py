@@ -44,7 +44,9 @@ class FusedCalls:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.weight = 0
         self.act = 0
-        for cls, attr in ((fused.FusedWeightQuantSTE, "weight"), (fused.FusedUniformActQuantSTE, "act")):
+        self.weight_batch = 0  # FusedWeightBatchSTE: every layer's weights in one launch (WeightBatcher)
+        for cls, attr in ((fused.FusedWeightQuantSTE, "weight"), (fused.FusedUniformActQuantSTE, "act"),
+                          (fused.FusedWeightBatchSTE, "weight_batch")):
             original = cls.forward
 
             def counted(*args: object, _original: object = original, _attr: str = attr) -> object:
@@ -438,15 +440,20 @@ def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pyte
         torch.testing.assert_close(a, b, rtol=1e-6, atol=0.0)
 
 
-def test_the_service_folds_the_fused_sums_into_the_same_sensitivities(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("weight_batch", ["1", "0"])
+def test_the_service_folds_the_fused_sums_into_the_same_sensitivities(monkeypatch: pytest.MonkeyPatch,
+                                                                      weight_batch: str) -> None:
     """Through TrainingService (digits CNN, W2/A2, sensitivities on, one step): the fused path (its weights, here) and
-    the torch ops give the same loss and per-channel sensitivities: the service picks the folding collector itself.
+    the torch ops give the same loss and per-channel sensitivities: the service picks the folding collector itself,
+    with every layer's weights in one launch (its default) and with a launch per layer (DMBQ_WEIGHT_BATCH=0).
     (One step: afterwards the scale EMA's sums in another order move s_c by ulps, which flip lattice ties.)"""
     from dmbq_worker.engine.service import TrainingService
     from dmbq_worker.proto import dmbq_pb2 as pb
     from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
 
-    def run(mode: str) -> tuple[float, list[np.ndarray], int]:
+    monkeypatch.setenv("DMBQ_WEIGHT_BATCH", weight_batch)
+
+    def run(mode: str) -> tuple[float, list[np.ndarray], tuple[int, int]]:
         monkeypatch.setenv("DMBQ_FUSED_QUANT", mode)
         ctx = RecordingContext()
         svc = TrainingService()
@@ -458,11 +465,12 @@ def test_the_service_folds_the_fused_sums_into_the_same_sensitivities(monkeypatc
         result = svc.run(pb.Run(steps=1, sensitivity=True), ctx)
         assert isinstance(result, pb.EpochResult)
         sens = [np.frombuffer(s.weight_sensitivity_f32, dtype="<f4") for s in result.layers]
-        return result.train_loss, sens, calls.weight
+        return result.train_loss, sens, (calls.weight, calls.weight_batch)
 
-    loss_f, sens_f, fused_weight_calls = run("interpret" if DEVICE.type == "cpu" else "1")
+    loss_f, sens_f, (per_layer, batched) = run("interpret" if DEVICE.type == "cpu" else "1")
     loss_t, sens_t, torch_calls = run("0")
-    assert fused_weight_calls > 0 and torch_calls == 0
+    assert (batched > 0 and per_layer == 0) if weight_batch == "1" else (per_layer > 0 and batched == 0)
+    assert torch_calls == (0, 0)
     assert loss_f == pytest.approx(loss_t, rel=1e-5)
     for a, b in zip(sens_f, sens_t):
         assert a.size and np.all(b > 0)
