@@ -35,7 +35,7 @@ from dmbq_worker.engine.schedule import LrSchedule  # noqa: E402
 from dmbq_worker.engine.service import TrainingService  # noqa: E402
 from dmbq_worker.engine.trainer import LoopOptions, Trainer  # noqa: E402
 from dmbq_worker.proto import dmbq_pb2 as pb  # noqa: E402
-from dmbq_worker.quant.fused import fused_enabled  # noqa: E402
+from dmbq_worker.quant.fused import fused_on  # noqa: E402
 from dmbq_worker.server.context import NullContext  # noqa: E402
 
 
@@ -237,13 +237,14 @@ def main() -> None:
     base_of = {path: r.median for path, r in rows if r.mode == "FP (plain nn)"}
     print()
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU (smoke test, not a measurement)"
+    fused = fused_on(torch.device(args.device))  # what the quantizers on this device really run
     print(f"device: {name}; torch {torch.__version__}; ResNet-20, CIFAR-10, batch 128, "
           f"precision {args.precision}, {'eager loop' if args.eager else 'CUDA graph'}; median of {args.epochs} "
           f"epochs after {args.warmup} warm-up; ratios to FP (plain nn) of the '{paths[0]}' path and of the row's "
           f"own path; quantizers of the graph path: "
-          f"{'fused Triton kernels' if fused_enabled() else 'torch ops (DMBQ_FUSED_QUANT=0 or no Triton)'}; "
+          f"{'fused Triton kernels' if fused else 'torch ops (DMBQ_FUSED_QUANT=0, no Triton, or the CPU)'}; "
           f"weights of all layers in one launch: "
-          f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '1'), 'no')}"
+          f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '1'), 'no') if fused else 'no'}"
           f" (DMBQ_WEIGHT_BATCH)")
     print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
