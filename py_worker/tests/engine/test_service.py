@@ -152,6 +152,29 @@ def test_clip_lr_scale_scales_the_clips_step() -> None:
     np.testing.assert_allclose(moved[0.25], 0.25 * moved[1.0], rtol=2e-3)
 
 
+def test_the_weight_batch_is_on_by_default_off_in_a_job_and_a_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMBQ_WEIGHT_BATCH: unset or 1 batches both directions, forward the forward only, 0 nothing; a job never
+    batches (its one backward would hand DDP every weight gradient at the end); any other value names the variable."""
+    from dmbq_worker.distributed import runtime as ranks
+    from dmbq_worker.engine.service import _weight_batcher
+
+    monkeypatch.delenv("DMBQ_WEIGHT_BATCH", raising=False)
+    default = _weight_batcher([])
+    assert default is not None and default.backward
+    for value, backward in (("1", True), ("forward", False)):
+        monkeypatch.setenv("DMBQ_WEIGHT_BATCH", value)
+        batcher = _weight_batcher([])
+        assert batcher is not None and batcher.backward == backward
+    monkeypatch.setenv("DMBQ_WEIGHT_BATCH", "0")
+    assert _weight_batcher([]) is None
+    monkeypatch.setenv("DMBQ_WEIGHT_BATCH", "1")
+    monkeypatch.setattr(ranks, "current", lambda: object())  # inside a torchrun job
+    assert _weight_batcher([]) is None
+    monkeypatch.setenv("DMBQ_WEIGHT_BATCH", "yes")
+    with pytest.raises(ValueError, match="DMBQ_WEIGHT_BATCH: 'yes'"):
+        _weight_batcher([])
+
+
 def test_histograms_without_sensitivities_attach_no_probes() -> None:
     """The report's last epoch and empirical levels ask for histograms only: no sensitivity work, none returned."""
     svc, ctx = TrainingService(), RecordingContext()
