@@ -184,7 +184,8 @@ def _weight_batcher(refs: list[QuantLayerRef]) -> WeightBatcher | None:
     """Every layer's weight quantizer in one launch per direction (the default; DMBQ_WEIGHT_BATCH=forward: the forward
     only, =0: one launch per layer). Measured on an H100 (docs/RESULTS.md, eighth engine run): W2/A2 with
     sensitivities 1.11x -> 1.06x and 1.14x -> 1.04x FP; values and input gradients bit for bit those of the per-layer
-    kernels, the per-channel sums in another order (fused_check). Not in a job: its single backward would hand DDP every weight gradient at the end of the backward."""
+    kernels, the per-channel sums in another order (fused_check). Not in a job: its single backward would hand DDP
+    every weight gradient at the end of the backward."""
     mode = os.environ.get("DMBQ_WEIGHT_BATCH", "1")
     if mode not in ("1", "forward", "0"):
         raise ValueError(f"DMBQ_WEIGHT_BATCH: {mode!r} is not 1 (both directions), forward or 0 (off)")

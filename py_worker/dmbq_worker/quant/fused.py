@@ -260,6 +260,14 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         return grad_x, clip_grad, None, None, None, None, None, None, None, None
 
 
+def _row_addresses(t: Tensor | None, rows: int) -> list[int]:
+    """The address of each row of t (rows blocks of equal length in storage), or 0 for every row without t."""
+    if t is None:
+        return [0] * rows
+    step = (t.numel() // rows) * t.element_size()
+    return [t.data_ptr() + i * step for i in range(rows)]
+
+
 class FusedScaleEma:
     """Every layer's scale EMA (ScaleUpdater.step) in one kernel launch instead of an L1 norm per layer.
 
@@ -275,8 +283,8 @@ class FusedScaleEma:
         for w, s, d in zip(weights, scales, decays):
             c = w.shape[0]
             k = w.numel() // c
-            row_w += [w.data_ptr() + i * k * w.element_size() for i in range(c)]
-            row_s += [s.data_ptr() + i * s.element_size() for i in range(c)]
+            row_w += _row_addresses(w, c)
+            row_s += _row_addresses(s, c)
             row_k += [k] * c
             row_d += [d] * c
             row_f += [(1.0 - d) / k] * c
@@ -306,14 +314,6 @@ class FusedScaleEma:
         _kernels().scale_ema_kernel[(self.rows,)](*self._tables, BLOCK_K=self._block_k, **_NO_FMA)
 
 
-def _row_addresses(t: Tensor | None, rows: int) -> list[int]:
-    """The address of each row of t (rows blocks of equal length in storage), or 0 for every row without t."""
-    if t is None:
-        return [0] * rows
-    step = (t.numel() // rows) * t.element_size()
-    return [t.data_ptr() + i * step for i in range(rows)]
-
-
 class FusedWeightBatch:
     """Every quantized layer's weight quantizer in one kernel launch per direction instead of one per layer.
 
@@ -339,6 +339,7 @@ class FusedWeightBatch:
         self.has_lower = _running_sum(quantizers[0].probe_lower) is not None
         rows: dict[str, list[int]] = {n: [] for n in self._ROW_TABLES}
         self._views: list[tuple[int, torch.Size, tuple[int, ...]]] = []
+        out: list[int] = []  # each row's element offset in the forward's flat output: its layer's, plus its own
         offset = 0
         for layer, (q, w) in enumerate(zip(quantizers, weights)):
             c = w.shape[0]
@@ -347,6 +348,7 @@ class FusedWeightBatch:
             rows["w"] += _row_addresses(w, c)
             rows["layer"] += [layer] * c
             rows["off"] += [i * k for i in range(c)]
+            out += [offset + i * k for i in range(c)]
             rows["k"] += [k] * c
             for name, t in (("scale", q.scale), ("levels", q.levels), ("thr", q.thresholds), ("clip", q.clip_units),
                             ("fp", q.fp_mask), ("bits", q.bits), ("lower_levels", q.lower_levels),
@@ -360,10 +362,7 @@ class FusedWeightBatch:
         small = ("layer", "k")
         self._tables = {n: torch.tensor(rows[n], dtype=torch.int32 if n in small else torch.int64, device=device)
                         for n in self._ROW_TABLES}
-        # the forward's element offsets in the flat output are the rows' offsets in their layer plus the layer's
-        out_offsets = [v[0] for v in self._views]
-        self._out = torch.tensor([out_offsets[layer] + off for layer, off in zip(rows["layer"], rows["off"])],
-                                 dtype=torch.int64, device=device)
+        self._out = torch.tensor(out, dtype=torch.int64, device=device)
         self._device = device
         self._key = self.key(quantizers, weights)  # after _running_sum made the probes' gradients
 
