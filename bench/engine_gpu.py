@@ -169,7 +169,8 @@ def profile_modes(args: argparse.Namespace, compile_: bool) -> None:
             sync(args)
         total = sum(e.self_device_time_total for e in prof.key_averages()) / 1000.0 / args.profile
         print(f"\n### profile: {mode} ({'compiled' if compile_ else 'eager'}), GPU kernel time {total:.3f} ms/step")
-        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25, max_name_column_width=70))
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=args.profile_rows,
+                                        max_name_column_width=70))
 
 
 def sync(args: argparse.Namespace) -> None:
@@ -197,6 +198,7 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0,
                         help="after the table, profile this many steps of FP and of W2/A2 + sensitivities on the "
                              "last path and print their top kernels")
+    parser.add_argument("--profile-rows", type=int, default=25, help="kernels listed per profiled mode (-1: all)")
     args = parser.parse_args()
     if args.combo:
         import torch._inductor.config as inductor_config
@@ -245,7 +247,8 @@ def main() -> None:
           f"{'fused Triton kernels' if fused else 'torch ops (DMBQ_FUSED_QUANT=0, no Triton, or the CPU)'}; "
           f"weights of all layers in one launch: "
           f"{ {'1': 'both directions', 'forward': 'forward only'}.get(os.environ.get('DMBQ_WEIGHT_BATCH', '1'), 'no') if fused else 'no'}"
-          f" (DMBQ_WEIGHT_BATCH)")
+          f" (DMBQ_WEIGHT_BATCH); FP operands cast in one launch: "
+          f"{'no' if os.environ.get('DMBQ_OPERAND_CAST', '1') == '0' else 'yes'} (DMBQ_OPERAND_CAST)")
     print("| path | mode | s/epoch | ratio to FP | ratio to FP, same path | images/s | train acc (last epoch) | step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for path, r in rows:

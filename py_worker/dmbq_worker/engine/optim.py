@@ -1,5 +1,6 @@
-"""Optimizers. SGD steps through foreach kernels with the LR held in a device tensor, so that the step can sit
-inside a CUDA graph and an LR change needs no re-capture; its state is torch.optim.SGD's (momentum_buffer)."""
+"""Optimizers. SGD steps through torch's fused kernel (foreach kernels where it cannot) with the LR held in a device
+tensor, so that the step can sit inside a CUDA graph and an LR change needs no re-capture; its state is
+torch.optim.SGD's (momentum_buffer)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ class OptimizerOptions:
 
 def _is_clip(name: str) -> bool:
     return name.endswith("clip")
+
+
+def _fusable(params: list[torch.Tensor]) -> bool:
+    """torch._fused_sgd_ takes float32 tensors of one CUDA or CPU device, with their gradients alike."""
+    first = params[0]
+    return first.device.type in ("cuda", "cpu") and all(
+        p.dtype == torch.float32 and p.device == first.device and p.grad is not None and p.grad.dtype == torch.float32
+        for p in params
+    )
 
 
 class TrainingOptimizer:
@@ -99,6 +109,15 @@ class TrainingOptimizer:
                 continue
             grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params if p.grad is not None]
             wd = float(group["weight_decay"])
+            if momentum and _fusable(params):
+                # torch's fused kernel: the same update in one launch instead of five multi-tensor ones (its
+                # rounding may differ from the chain below by an ulp)
+                bufs = [self.torch_optimizer.state[p]["momentum_buffer"] for p in params]
+                torch._fused_sgd_(
+                    params, list(grads), bufs, weight_decay=wd, momentum=momentum, lr=lr_t, dampening=0.0,
+                    nesterov=nesterov, maximize=False, is_first_step=False,
+                )
+                continue
             if wd:
                 grads = torch._foreach_add(grads, params, alpha=wd)
             if momentum:

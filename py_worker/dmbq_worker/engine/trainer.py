@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
 from dmbq_worker.engine.data import Batch, DataSource
 from dmbq_worker.engine.distill import Distiller
+from dmbq_worker.engine.operand_cast import OperandCast, operand_cast_enabled
 from dmbq_worker.engine.optim import TrainingOptimizer
 from dmbq_worker.engine.precision import exact_fp32
 from dmbq_worker.engine.schedule import LrSchedule
@@ -119,6 +120,11 @@ class Trainer:
         # DDP when this worker is one rank of a torch.distributed job (the model itself otherwise)
         self._forward: Callable[[torch.Tensor], torch.Tensor] = data_parallel(model, device)
         self._forward_is_model = self._forward is model
+        # every FP conv / linear operand cast to bf16 in one launch per direction (not compiled, not under DDP)
+        self._operand_cast = (
+            OperandCast(model) if opts.bf16 and not opts.compile and self._forward_is_model and operand_cast_enabled()
+            else None
+        )
         if opts.compile:
             # one session per worker: drop the previous session's compiled code; scheme and collection switches
             # each add a guarded variant, so allow more than the default 8 before dynamo falls back to eager
@@ -207,9 +213,15 @@ class Trainer:
 
     def _step_body(self, x: torch.Tensor, y: torch.Tensor) -> None:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16, cache_enabled=False):
+            if self._operand_cast is not None:
+                self._operand_cast.run()
             if self._weight_batcher is not None:
                 self._weight_batcher.run()
-            out = self._forward(x)
+            try:
+                out = self._forward(x)
+            finally:
+                if self._operand_cast is not None:
+                    self._operand_cast.finish()  # the modules get their parameters back, also after a failure
             if self._weight_batcher is not None:
                 self._weight_batcher.finish()
         if self.distiller is not None:  # a frozen teacher's soft targets join the loss (engine/distill.py)
@@ -284,7 +296,7 @@ class Trainer:
     def _next_batch(self) -> Batch:
         if self._batches is None:
             self._batches = self.data.train_batches(
-                self.epoch_order(self.epoch), self.step_in_epoch, self.opts.batch_size
+                self.epoch_order(self.epoch), self.step_in_epoch, self.opts.batch_size, self.epoch
             )
         return next(self._batches)
 

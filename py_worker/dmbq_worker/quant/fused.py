@@ -114,11 +114,14 @@ def _pow2(n: int, cap: int) -> int:
 ACT_TILE = int(os.environ.get("DMBQ_FUSED_ACT_TILE", "4096"))
 ACT_MAX_BLOCK_C = int(os.environ.get("DMBQ_FUSED_ACT_BLOCK_C", "64"))
 ACT_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_WARPS", "4"))
+# the backward's own (its blocks each add their partial sums atomically: fewer, larger blocks contend less)
+ACT_BWD_TILE = int(os.environ.get("DMBQ_FUSED_ACT_BWD_TILE", str(ACT_TILE)))
+ACT_BWD_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_BWD_WARPS", str(ACT_WARPS)))
 
 
-def _act_grid(m: int, c: int) -> tuple[tuple[int, int], int, int]:
+def _act_grid(m: int, c: int, tile: int) -> tuple[tuple[int, int], int, int]:
     block_c = _pow2(c, ACT_MAX_BLOCK_C)
-    block_m = max(16, ACT_TILE // block_c)
+    block_m = max(16, tile // block_c)
     return ((m + block_m - 1) // block_m, (c + block_c - 1) // block_c), block_m, block_c
 
 
@@ -225,7 +228,7 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         clip32 = clip.float()
         # dL/dclip's sum, zeroed by the forward kernel (the backward's blocks add into it): no fill launch
         grad_clip = torch.empty(1, device=x.device, dtype=torch.float32)
-        grid, block_m, block_c = _act_grid(m, c)
+        grid, block_m, block_c = _act_grid(m, c, ACT_TILE)
         k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, grad_clip, m, c,
                                     HAS_FP=any_fp, RELU_INPUT=relu_input, BLOCK_M=block_m, BLOCK_C=block_c,
                                     num_warps=ACT_WARPS, **_NO_FMA)
@@ -249,12 +252,12 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         if grad_clip is None:  # a second backward through the same graph (retain_graph): zero a new sum
             grad_clip = torch.zeros(1, device=x.device, dtype=torch.float32)
         sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
-        grid, block_m, block_c = _act_grid(m, c)
+        grid, block_m, block_c = _act_grid(m, c, ACT_BWD_TILE)
         k_.act_backward_kernel[grid](
             x, g, grad_x, clip32, n_steps, lower_n_steps, fp_mask, grad_clip,
             sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip, m, c,
             HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None, RELU_INPUT=ctx.relu_input,
-            BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_WARPS, **_NO_FMA,
+            BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_BWD_WARPS, **_NO_FMA,
         )
         clip_grad = grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype)
         return grad_x, clip_grad, None, None, None, None, None, None, None, None

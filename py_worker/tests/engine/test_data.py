@@ -129,12 +129,34 @@ def test_augmented_batch_is_a_padded_crop_of_each_sample_maybe_flipped(seed: int
                            pixel_max=1.0, augment=True, pad=2, flip=True, device=torch.device("cpu"), seed=seed,
                            channels_last=False)
     idx = torch.from_numpy(rng.integers(0, 8, n))
-    out = src.augmented(idx).numpy()
+    offsets, flip = src.epoch_draws(int(rng.integers(0, 100)), n)
+    out = src.augmented(idx, offsets, flip).numpy()
     for k, i in enumerate(idx.tolist()):
         padded = np.pad(images[i], ((0, 0), (2, 2), (2, 2))).astype(np.float32)
         candidates = [padded[:, r : r + 6, c : c + 5] for r in range(5) for c in range(5)]
         candidates += [cand[:, :, ::-1] for cand in candidates]
         assert any(np.array_equal(out[k], cand) for cand in candidates)
+
+
+def test_an_epoch_resumed_mid_way_sees_the_same_augmentation_and_the_next_epoch_other_draws() -> None:
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (40, 3, 6, 5), dtype=np.uint8)
+    split = SplitArrays(images, np.arange(40, dtype=np.int64))
+    src = TensorDataSource(split, split, num_classes=10, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                           pixel_max=1.0, augment=True, pad=2, flip=True, device=torch.device("cpu"), seed=5,
+                           channels_last=False)
+    order = torch.from_numpy(rng.permutation(40))
+    whole = list(src.train_batches(order, 0, 8, epoch=2))
+    assert len(whole) == 5
+    for k, (x, y) in enumerate(whole):
+        assert torch.equal(y, order[8 * k : 8 * (k + 1)])
+    resumed = list(src.train_batches(order, 3, 8, epoch=2))
+    assert len(resumed) == 2
+    for (x, y), (xr, yr) in zip(whole[3:], resumed):
+        assert torch.equal(x, xr) and torch.equal(y, yr)
+    other = list(src.train_batches(order, 0, 8, epoch=3))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(whole, other))  # epoch 3 draws again
+    assert list(src.train_batches(order, 5, 8, epoch=2)) == []
 
 
 def test_imagefolder_reads_class_folders_with_random_resized_crops(tmp_path: Path) -> None:
@@ -149,7 +171,7 @@ def test_imagefolder_reads_class_folders_with_random_resized_crops(tmp_path: Pat
                 image_mod.fromarray(pixels).save(folder / f"{i}.png")
     data = load_data(opts("imagefolder", str(tmp_path), image_size=32))
     assert (data.num_classes, data.train_size, data.test_size) == (2, 6, 4)
-    x, y = next(data.train_batches(torch.arange(6), 0, 4))
+    x, y = next(data.train_batches(torch.arange(6), 0, 4, 0))
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
     xs = [b[0] for b in data.eval_batches("test", 3)]
     assert [t.shape[0] for t in xs] == [3, 1]
