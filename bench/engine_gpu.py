@@ -152,10 +152,11 @@ def run_plain_fp(args: argparse.Namespace, compile_: bool) -> Row:
 
 
 def profile_modes(args: argparse.Namespace, compile_: bool) -> None:
-    """Top GPU kernels of `--profile` steps, FP (quant layers, no scheme) against W2/A2 + sensitivities."""
+    """Top GPU kernels of `--profile` steps: FP (quant layers, no scheme), W2/A2 without and with sensitivities."""
     from torch.profiler import ProfilerActivity, profile
 
     for mode, w, a, sens in (("FP (quant layers, no scheme)", "fp", "32", False),
+                             ("W2/A2 mixed 1-4, no sensitivities", "mixed", "mixed", False),
                              ("W2/A2 mixed 1-4, sensitivities on", "mixed", "mixed", True)):  # no look-ahead
         svc, ctx = TrainingService(cuda_graph=False), NullContext()  # eager launches: kernels visible one by one
         cfg = svc.configure(configure_request(args, 2, compile_), ctx)

@@ -105,9 +105,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--tiles", default="2048,4096,8192,16384")
     parser.add_argument("--warps", default="4,8")
-    parser.add_argument("--sweep", default="both", choices=["both", "backward"],
-                        help="both: the tile and warps of both directions; backward: the backward's only (the forward "
-                             "keeps its default)")
+    parser.add_argument("--sweep", default="both", choices=["both", "forward", "backward"],
+                        help="both: the tile and warps of both directions; forward / backward: that direction's only "
+                             "(the other keeps its default)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("fused_tiles.py needs a CUDA device")
@@ -115,7 +115,8 @@ def main() -> None:
     acts = [(b, 16, 32, 32), (b, 32, 16, 16), (b, 64, 8, 8)]
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; µs per forward + backward, "
           f"{args.reps} per CUDA graph, best of 5 x 10 replays; activation tiles swept: "
-          f"{'both directions' if args.sweep == 'both' else f'the backward (forward at {fused.ACT_TILE} / {fused.ACT_WARPS} warps)'}")
+          f"{'both directions' if args.sweep == 'both' else 'the ' + args.sweep + ' only'} (defaults: forward "
+          f"{fused.ACT_TILE} / {fused.ACT_WARPS} warps, backward {fused.ACT_BWD_TILE} / {fused.ACT_BWD_WARPS} warps)")
     print("| quantizer | shape | sensitivity | path | tile | warps | µs |")
     print("|---|---|---|---|---|---|---|")
     for shape in acts:
@@ -124,8 +125,9 @@ def main() -> None:
             print(f"| act | {shape} | {sens} | torch ops | — | — | {us:.2f} |", flush=True)
             for tile in (int(v) for v in args.tiles.split(",")):
                 for warps in (int(v) for v in args.warps.split(",")):
-                    fused.ACT_BWD_TILE, fused.ACT_BWD_WARPS = tile, warps
-                    if args.sweep == "both":
+                    if args.sweep in ("both", "backward"):
+                        fused.ACT_BWD_TILE, fused.ACT_BWD_WARPS = tile, warps
+                    if args.sweep in ("both", "forward"):
                         fused.ACT_TILE, fused.ACT_WARPS = tile, warps
                     us = time_graph(act_step(shape, sens, fused_path=True), args.reps)
                     print(f"| act | {shape} | {sens} | fused | {tile} | {warps} | {us:.2f} |", flush=True)
