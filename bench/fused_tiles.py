@@ -105,6 +105,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--tiles", default="2048,4096,8192,16384")
     parser.add_argument("--warps", default="4,8")
+    parser.add_argument("--iters", default="0",
+                        help="backward: row tiles per block (comma list, swept with it; 0: the default rule)")
     parser.add_argument("--sweep", default="both", choices=["both", "forward", "backward"],
                         help="both: the tile and warps of both directions; forward / backward: that direction's only "
                              "(the other keeps its default)")
@@ -116,26 +118,28 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; µs per forward + backward, "
           f"{args.reps} per CUDA graph, best of 5 x 10 replays; activation tiles swept: "
           f"{'both directions' if args.sweep == 'both' else 'the ' + args.sweep + ' only'} (defaults: forward "
-          f"{fused.ACT_TILE} / {fused.ACT_WARPS} warps, backward {fused.ACT_BWD_TILE} / {fused.ACT_BWD_WARPS} warps)")
-    print("| quantizer | shape | sensitivity | path | tile | warps | µs |")
-    print("|---|---|---|---|---|---|---|")
+          f"{fused.ACT_TILE} / {fused.ACT_WARPS} warps, backward {fused.ACT_BWD_TILE} / {fused.ACT_BWD_WARPS} warps / {fused.ACT_BWD_ITERS} row tiles a block)")
+    print("| quantizer | shape | sensitivity | path | tile | warps | backward row tiles a block | µs |")
+    print("|---|---|---|---|---|---|---|---|")
     for shape in acts:
         for sens in (False, True):
             us = time_graph(act_step(shape, sens, fused_path=False), args.reps)
-            print(f"| act | {shape} | {sens} | torch ops | — | — | {us:.2f} |", flush=True)
-            for tile in (int(v) for v in args.tiles.split(",")):
-                for warps in (int(v) for v in args.warps.split(",")):
-                    if args.sweep in ("both", "backward"):
-                        fused.ACT_BWD_TILE, fused.ACT_BWD_WARPS = tile, warps
-                    if args.sweep in ("both", "forward"):
-                        fused.ACT_TILE, fused.ACT_WARPS = tile, warps
-                    us = time_graph(act_step(shape, sens, fused_path=True), args.reps)
-                    print(f"| act | {shape} | {sens} | fused | {tile} | {warps} | {us:.2f} |", flush=True)
+            print(f"| act | {shape} | {sens} | torch ops | — | — | — | {us:.2f} |", flush=True)
+            configs = [(tile, warps, iters) for tile in (int(v) for v in args.tiles.split(","))
+                       for warps in (int(v) for v in args.warps.split(","))
+                       for iters in (int(v) for v in args.iters.split(","))]
+            for tile, warps, iters in configs:
+                if args.sweep in ("both", "backward"):
+                    fused.ACT_BWD_TILE, fused.ACT_BWD_WARPS, fused.ACT_BWD_ITERS = tile, warps, iters
+                if args.sweep in ("both", "forward"):
+                    fused.ACT_TILE, fused.ACT_WARPS = tile, warps
+                us = time_graph(act_step(shape, sens, fused_path=True), args.reps)
+                print(f"| act | {shape} | {sens} | fused | {tile} | {warps} | {iters} | {us:.2f} |", flush=True)
     for wshape in [(16, 16, 3, 3), (32, 32, 3, 3), (64, 64, 3, 3)]:
         for sens in (False, True):
             for fused_path in (False, True):
                 us = time_graph(weight_step(wshape, sens, fused_path), args.reps)
-                print(f"| weight | {wshape} | {sens} | {'fused' if fused_path else 'torch ops'} | — | — | {us:.2f} |",
+                print(f"| weight | {wshape} | {sens} | {'fused' if fused_path else 'torch ops'} | — | — | — | {us:.2f} |",
                       flush=True)
 
 

@@ -117,12 +117,27 @@ ACT_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_WARPS", "4"))
 # the backward's own (its blocks each add their partial sums atomically: fewer, larger blocks contend less)
 ACT_BWD_TILE = int(os.environ.get("DMBQ_FUSED_ACT_BWD_TILE", str(ACT_TILE)))
 ACT_BWD_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_BWD_WARPS", str(ACT_WARPS)))
+# Row tiles each backward block runs before it adds its sums atomically (bench/fused_tiles.py --iters); 0: 2 where
+# one each would make a grid of more than ACT_BWD_MAX_BLOCKS blocks, else 1. Measured on an H100 (docs/RESULTS.md,
+# ninth engine run): with sensitivities, 2 tiles a block for ResNet-20's 16-channel 32x32 inputs (512 blocks of one
+# tile) took 9.1 us instead of 11.6 (forward + backward); for its 256- and 128-block inputs one tile stays best, and
+# 4 or 8 cost more everywhere (the loop serializes the tiles' loads).
+ACT_BWD_ITERS = int(os.environ.get("DMBQ_FUSED_ACT_BWD_ITERS", "0"))
+ACT_BWD_MAX_BLOCKS = 256
 
 
-def _act_grid(m: int, c: int, tile: int) -> tuple[tuple[int, int], int, int]:
+def _act_grid(m: int, c: int, tile: int, iters: int = 1) -> tuple[tuple[int, int], int, int]:
     block_c = _pow2(c, ACT_MAX_BLOCK_C)
     block_m = max(16, tile // block_c)
-    return ((m + block_m - 1) // block_m, (c + block_c - 1) // block_c), block_m, block_c
+    rows = block_m * iters
+    return ((m + rows - 1) // rows, (c + block_c - 1) // block_c), block_m, block_c
+
+
+def _act_bwd_iters(m: int, c: int) -> int:
+    """Row tiles a backward block runs: 2 where one each would make more than ACT_BWD_MAX_BLOCKS blocks (more than 2
+    cost more than they save in every measured shape)."""
+    (rows, cols), _, _ = _act_grid(m, c, ACT_BWD_TILE)
+    return 2 if rows * cols > ACT_BWD_MAX_BLOCKS else 1
 
 
 def _running_sum(probe: Tensor | None) -> Tensor | None:
@@ -252,12 +267,13 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         if grad_clip is None:  # a second backward through the same graph (retain_graph): zero a new sum
             grad_clip = torch.zeros(1, device=x.device, dtype=torch.float32)
         sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
-        grid, block_m, block_c = _act_grid(m, c, ACT_BWD_TILE)
+        iters = ACT_BWD_ITERS or _act_bwd_iters(m, c)
+        grid, block_m, block_c = _act_grid(m, c, ACT_BWD_TILE, iters)
         k_.act_backward_kernel[grid](
             x, g, grad_x, clip32, n_steps, lower_n_steps, fp_mask, grad_clip,
             sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip, m, c,
             HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None, RELU_INPUT=ctx.relu_input,
-            BLOCK_M=block_m, BLOCK_C=block_c, num_warps=ACT_BWD_WARPS, **_NO_FMA,
+            BLOCK_M=block_m, BLOCK_C=block_c, ITERS=iters, num_warps=ACT_BWD_WARPS, **_NO_FMA,
         )
         clip_grad = grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype)
         return grad_x, clip_grad, None, None, None, None, None, None, None, None

@@ -80,44 +80,68 @@ def act_forward_kernel(
 
 
 @triton.jit
-def _add_error_sums(x, g, clipped, clip, n_ptr, out_ptr, cols, cmask, fp_ptr, M, HAS_FP: tl.constexpr):
-    """out[c] += sum over this tile's rows of (x - x_hat) g / M, x_hat from the per-channel step counts at n_ptr."""
-    q = _uniform_levels(clipped, clip, tl.load(n_ptr + cols, mask=cmask, other=1.0))
+def _error_terms(x, g, clipped, clip, n, fp, HAS_FP: tl.constexpr):
+    """(x - x_hat) g per element, x_hat from the per-channel step counts n (full-precision channels: 0)."""
+    q = _uniform_levels(clipped, clip, n)
     if HAS_FP:
-        q = tl.where((tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :], x, q)
-    tl.atomic_add(out_ptr + cols, tl.div_rn(tl.sum((x - q) * g, axis=0), M * 1.0), mask=cmask)
+        q = tl.where(fp, x, q)
+    return (x - q) * g
 
 
 @triton.jit
 def act_backward_kernel(
     x_ptr, g_ptr, gx_ptr, clip_ptr, n_ptr, lower_n_ptr, fp_ptr, clip_grad_ptr, sens_ptr, sens_lower_ptr, M, C,
     HAS_FP: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr, RELU_INPUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ITERS: tl.constexpr,
 ):
-    """Every block adds its partial sums atomically: dL/dclip into clip_grad (zeroed by the forward), and this step's signed
+    """Every block runs ITERS row tiles of its channels, keeps its partial sums in registers across them, and adds
+    them atomically once: dL/dclip into clip_grad (zeroed by the forward), and this step's signed
     sum_e (x - x_hat) g / M per channel into sens (the probe's gradient; the collector folds |.| after the step and
-    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower. RELU_INPUT: x is the
-    ReLU's input (see the forward): the gradient also passes the ReLU's (x > 0), the errors are relu(x)'s."""
-    cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower. (One tile per block
+    meant hundreds of blocks adding into the same few channel lines: the sensitivities cost 1.8x the backward's own
+    time; larger tiles spill.) RELU_INPUT: x is the ReLU's input (see the forward): the gradient also passes the
+    ReLU's (x > 0), the errors are relu(x)'s."""
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cols < C
     clip = tl.maximum(tl.load(clip_ptr), EPS)
-    clipped = tl.minimum(tl.maximum(x, 0.0), clip)
-    inside = x == clipped
-    above = x > clip
     if HAS_FP:
         fp = (tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :]
-        inside = inside | fp
-        above = above & (fp == 0)
-    if RELU_INPUT:
-        inside = inside & (x > 0.0)  # threshold_backward passes only where relu(x) > 0
-        x = tl.maximum(x, 0.0)
-    tl.store(gx_ptr + offs, tl.where(inside, g, 0.0).to(gx_ptr.dtype.element_ty), mask=mask)
-    tl.atomic_add(clip_grad_ptr, tl.sum(tl.sum(tl.where(above & mask, g, 0.0), axis=1), axis=0))
-    if HAS_SENS:
-        _add_error_sums(x, g, clipped, clip, n_ptr, sens_ptr, cols, cmask, fp_ptr, M, HAS_FP)
+    else:
+        fp = tl.zeros((1, BLOCK_C), dtype=tl.int1)
+    n = tl.load(n_ptr + cols, mask=cmask, other=1.0)
     if HAS_LOWER:
-        _add_error_sums(x, g, clipped, clip, lower_n_ptr, sens_lower_ptr, cols, cmask, fp_ptr, M, HAS_FP)
+        n_lower = tl.load(lower_n_ptr + cols, mask=cmask, other=1.0)
+    else:
+        n_lower = n
+    clip_acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
+    sens_acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
+    lower_acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
+    for t in range(ITERS):
+        rows = (tl.program_id(0) * ITERS + t) * BLOCK_M + tl.arange(0, BLOCK_M)
+        mask = (rows < M)[:, None] & cmask[None, :]
+        offs = rows.to(tl.int64)[:, None] * C + cols[None, :]
+        x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        clipped = tl.minimum(tl.maximum(x, 0.0), clip)
+        inside = x == clipped
+        above = x > clip
+        if HAS_FP:
+            inside = inside | fp
+            above = above & (fp == 0)
+        if RELU_INPUT:
+            inside = inside & (x > 0.0)  # threshold_backward passes only where relu(x) > 0
+            x = tl.maximum(x, 0.0)
+        tl.store(gx_ptr + offs, tl.where(inside, g, 0.0).to(gx_ptr.dtype.element_ty), mask=mask)
+        clip_acc += tl.where(above & mask, g, 0.0)
+        if HAS_SENS:
+            sens_acc += _error_terms(x, g, clipped, clip, n, fp, HAS_FP)  # masked elements: x = g = 0, a 0 term
+        if HAS_LOWER:
+            lower_acc += _error_terms(x, g, clipped, clip, n_lower, fp, HAS_FP)
+    tl.atomic_add(clip_grad_ptr, tl.sum(tl.sum(clip_acc, axis=1), axis=0))
+    if HAS_SENS:
+        tl.atomic_add(sens_ptr + cols, tl.div_rn(tl.sum(sens_acc, axis=0), M * 1.0), mask=cmask)
+    if HAS_LOWER:
+        tl.atomic_add(sens_lower_ptr + cols, tl.div_rn(tl.sum(lower_acc, axis=0), M * 1.0), mask=cmask)
 
 
 @triton.jit

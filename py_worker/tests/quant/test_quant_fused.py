@@ -100,6 +100,21 @@ def test_the_folded_relu_equals_relu_then_the_torch_ops(fused_path: FusedCalls, 
     assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
 
 
+@pytest.mark.parametrize("relu_input", [False, True])
+@pytest.mark.parametrize("shape", [(5, 12, 7, 7), (3, 70, 5, 5)])
+def test_backward_blocks_that_run_several_row_tiles_equal_the_torch_ops(
+    fused_path: FusedCalls, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...], relu_input: bool,
+) -> None:
+    """ACT_BWD_ITERS row tiles a block, the last one partly past the rows (small tiles: several blocks, a ragged
+    end): gradients, clip gradient and sensitivities as the torch ops."""
+    from dmbq_worker.quant import fused
+
+    monkeypatch.setattr(fused, "ACT_BWD_TILE", 64)
+    monkeypatch.setattr(fused, "ACT_BWD_ITERS", 3)
+    d = compare_acts(DEVICE, torch.float32, shape, seed=6, relu_input=relu_input)
+    assert d.ok(0.0), d
+
+
 def test_a_second_backward_through_the_same_graph_gets_the_same_clip_gradient(fused_path: FusedCalls) -> None:
     """The forward kernel zeroes the clip gradient's sum and the first backward hands it on; a second backward
     (retain_graph) must start from zero again, not add into the first one's."""
