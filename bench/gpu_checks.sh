@@ -9,6 +9,9 @@
 #   weight-batch      the graph path's table with one weight-quantizer launch per layer (DMBQ_WEIGHT_BATCH=0) and with
 #                     the forward only in one launch (=forward), against `engine` (the default: both directions in
 #                     one launch for every layer); run after `fused`, beside `engine`
+#   fp-step           where the FP step's time goes (bench/fp_step_parts.py: the one-launch operand cast off, no
+#                     metrics, cudnn.benchmark off, and the eager FP step's kernel list) and the graph path's table with
+#                     DMBQ_OPERAND_CAST=0, against `engine`; CUDA only
 #   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
@@ -23,7 +26,7 @@ set -uo pipefail
 OUT=${1:?usage: bench/gpu_checks.sh OUT_DIR [STEP ...]}
 shift
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(fused probe gradcheck histograms engine weight-batch export timing-compiled timing-graph ddp bn)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(fused probe gradcheck histograms engine weight-batch fp-step export timing-compiled timing-graph ddp bn)
 PY=${DMBQ_PYTHON:-python3}
 DEV=${GPU_CHECKS_DEVICE:-cuda}
 export PYTHONPATH=$PWD/py_worker${PYTHONPATH:+:$PYTHONPATH}
@@ -65,6 +68,12 @@ for step in "${STEPS[@]}"; do
         run "engine-weight-batch-$mode" env DMBQ_WEIGHT_BATCH=$mode DMBQ_FUSED_QUANT=$([ "$DEV" = cpu ] && echo 0 || echo 1) \
           timeout 300 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 3 --warmup 1 --paths graph
       done ;;
+    fp-step)
+      if [ "$DEV" = cpu ]; then echo "== fp-step: skipped on the CPU (CUDA only)" | tee -a "$OUT/summary.txt"; else
+        run fp-step-parts timeout 300 "$PY" bench/fp_step_parts.py --data "$CIFAR10_DIR"
+        run engine-operand-cast-0 env DMBQ_OPERAND_CAST=0 \
+          timeout 300 "$PY" bench/engine_gpu.py "${ENGINE[@]}" --precision $PREC --epochs 3 --warmup 1 --paths graph --skip-extra
+      fi ;;
     export)
       run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$WORK/runs" \
         --rows r20-fp,r20-w2a2-cp --fp-epochs 3 --q-epochs 2 --precision $PREC --devices $NODE_DEV "${SMALL[@]}"

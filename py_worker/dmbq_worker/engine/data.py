@@ -1,7 +1,8 @@
 """Datasets: digits, CIFAR-10 (the python pickles), synthetic CIFAR-shaped tensors, and ImageFolder trees.
 
-CIFAR-sized data lives whole on the training device as uint8, and a batch is one gather that also does the
-augmentation (4-pixel pad + random crop + horizontal flip), so the GPU never waits for a loader. ImageFolder
+CIFAR-sized data lives whole on the training device as uint8, and an epoch is one gather at its start that also does
+the augmentation (4-pixel pad + random crop + horizontal flip; draws a function of seed and epoch), so the GPU never
+waits for a loader and a step only slices it. ImageFolder
 trees go through a torch DataLoader (PIL decode, random-resized crop + flip in workers).
 """
 

@@ -87,12 +87,12 @@ class OperandCast:
         if dtype is None:  # outside autocast
             return
         casts = _CastAll.apply(dtype, *(p for _, _, p in targets))
-        for (m, name, _), t in zip(targets, casts):
-            m._parameters[name] = t  # type: ignore[assignment]  # lent for this forward; finish() puts p back
+        for (module, name, _), t in zip(targets, casts):
+            module._parameters[name] = t  # type: ignore[assignment]  # lent for this forward; finish() puts p back
         self._lent = targets
         self.launches += 1
 
     def finish(self) -> None:
-        for m, name, p in self._lent:
-            m._parameters[name] = p
+        for module, name, p in self._lent:
+            module._parameters[name] = p
         self._lent = []
