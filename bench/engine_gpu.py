@@ -138,17 +138,24 @@ def run_plain_fp(args: argparse.Namespace, compile_: bool) -> Row:
     opt = TrainingOptimizer(model, OptimizerOptions("sgd", 0.1, 0.9, 1e-4, False, 1.0), device)
     trainer = Trainer(model, data, opt, LrSchedule("cosine", total, 0.1),
                       LoopOptions(128, 512, 0, args.precision == "bf16", not args.eager, compile_), device)
+    seconds, acc, steps = time_epochs(trainer, args.warmup, args.epochs, args.device == "cuda")
+    return Row("FP (plain nn)", seconds, steps, trainer.step_mode + (" + compile" if compile_ else ""), acc)
+
+
+def time_epochs(trainer: Trainer, warmup: int, epochs: int, cuda: bool) -> tuple[list[float], float, int]:
+    """Wall seconds of each timed epoch of `trainer` (after `warmup` untimed ones), the last train accuracy, steps."""
     seconds: list[float] = []
-    acc = 0.0
-    for epoch in range(total):
-        sync(args)
+    acc, steps = 0.0, 0
+    for epoch in range(warmup + epochs):
+        if cuda:
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         stats = trainer.run(0, progress_every=20, on_progress=lambda p: None, cancelled=lambda: False)
         dt = time.perf_counter() - t0
-        if epoch >= args.warmup:
+        if epoch >= warmup:
             seconds.append(dt)
-        acc = stats.accuracy
-    return Row("FP (plain nn)", seconds, stats.steps, trainer.step_mode + (" + compile" if compile_ else ""), acc)
+        acc, steps = stats.accuracy, stats.steps
+    return seconds, acc, steps
 
 
 def profile_modes(args: argparse.Namespace, compile_: bool) -> None:

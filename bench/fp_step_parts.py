@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +29,9 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py_worker"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_gpu import time_epochs  # noqa: E402
 
 from dmbq_worker.engine.data import DataOptions, load_data  # noqa: E402
 from dmbq_worker.engine.models import build_model  # noqa: E402
@@ -67,16 +69,7 @@ def build(variant: str, args: argparse.Namespace, device: torch.device) -> Train
 
 def time_variant(variant: str, args: argparse.Namespace, device: torch.device) -> tuple[float, float, str]:
     trainer = build(variant, args, device)
-    seconds: list[float] = []
-    acc = 0.0
-    for epoch in range(args.warmup + args.epochs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        stats = trainer.run(0, progress_every=20, on_progress=lambda p: None, cancelled=lambda: False)
-        dt = time.perf_counter() - t0
-        if epoch >= args.warmup:
-            seconds.append(dt)
-        acc = stats.accuracy
+    seconds, acc, _ = time_epochs(trainer, args.warmup, args.epochs, cuda=True)
     return statistics.median(seconds), acc, trainer.step_mode
 
 
