@@ -115,6 +115,9 @@ def main() -> None:
         median, acc, mode = time_variant(v, args, device)
         rows.append((v, median, acc, mode))
         print(f"{v}: {median:.3f} s/epoch (train acc {acc:.3f}, {mode})", flush=True)
+    if args.profile:
+        profile_base(args, device, args.profile)
+    # the variants' table last: gpu_checks.sh keeps the table lines of a step's last 30 lines
     base = rows[0][1]
     print(f"\ndevice: {torch.cuda.get_device_name(0)}; torch {torch.__version__}; ResNet-20 FP, bf16, batch 128; "
           f"median of {args.epochs} epochs after {args.warmup} warm-up")
@@ -122,8 +125,6 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for v, median, acc, mode in rows:
         print(f"| {v} | {median:.3f} | {median - base:+.3f} | {acc:.3f} | {mode} |")
-    if args.profile:
-        profile_base(args, device, args.profile)
 
 
 if __name__ == "__main__":
