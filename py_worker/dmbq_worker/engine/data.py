@@ -139,7 +139,8 @@ class TensorDataSource:
 
     def train_batches(self, order: torch.Tensor, start_step: int, batch_size: int, epoch: int) -> Iterator[Batch]:
         """The rest of the epoch augmented by one gather at its start (a step then only slices it: ~15 small kernels
-        a step fewer, 4% of a ResNet-20 step on an H100); this rank's part of each global batch."""
+        a step fewer, 4% of a ResNet-20 step on an H100); this rank's part of each global batch. The epoch's float32
+        images stay on the device until its last batch is taken (CIFAR-10: 614 MB)."""
         steps = self.train_size // batch_size
         if start_step >= steps:
             return
