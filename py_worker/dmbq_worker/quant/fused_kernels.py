@@ -46,13 +46,26 @@ def _uniform_levels(clipped, clip, n):
 
 
 @triton.jit
+def _act_cols(C, BLOCK_C: tl.constexpr):
+    """This block's channels of the [M, C] activation and their mask."""
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    return cols, cols < C
+
+
+@triton.jit
+def _act_rows(M, C, row_block, cols, cmask, BLOCK_M: tl.constexpr):
+    """Row tile `row_block` of the [M, C] activation on the channels `cols`: its element mask and offsets."""
+    rows = row_block * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask = (rows < M)[:, None] & cmask[None, :]
+    return mask, rows.to(tl.int64)[:, None] * C + cols[None, :]
+
+
+@triton.jit
 def _act_tile(M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
     """This block's tile of the [M, C] activation: its channels, their mask, the element mask and offsets."""
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = cols < C
-    mask = (rows < M)[:, None] & cmask[None, :]
-    return cols, cmask, mask, rows.to(tl.int64)[:, None] * C + cols[None, :]
+    cols, cmask = _act_cols(C, BLOCK_C)
+    mask, offs = _act_rows(M, C, tl.program_id(0), cols, cmask, BLOCK_M)
+    return cols, cmask, mask, offs
 
 
 @triton.jit
@@ -101,8 +114,7 @@ def act_backward_kernel(
     meant hundreds of blocks adding into the same few channel lines: the sensitivities cost 1.8x the backward's own
     time; larger tiles spill.) RELU_INPUT: x is the ReLU's input (see the forward): the gradient also passes the
     ReLU's (x > 0), the errors are relu(x)'s."""
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = cols < C
+    cols, cmask = _act_cols(C, BLOCK_C)
     clip = tl.maximum(tl.load(clip_ptr), EPS)
     if HAS_FP:
         fp = (tl.load(fp_ptr + cols, mask=cmask, other=0) != 0)[None, :]
@@ -117,9 +129,7 @@ def act_backward_kernel(
     sens_acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
     lower_acc = tl.zeros((BLOCK_M, BLOCK_C), dtype=tl.float32)
     for t in range(ITERS):
-        rows = (tl.program_id(0) * ITERS + t) * BLOCK_M + tl.arange(0, BLOCK_M)
-        mask = (rows < M)[:, None] & cmask[None, :]
-        offs = rows.to(tl.int64)[:, None] * C + cols[None, :]
+        mask, offs = _act_rows(M, C, tl.program_id(0) * ITERS + t, cols, cmask, BLOCK_M)
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         clipped = tl.minimum(tl.maximum(x, 0.0), clip)
