@@ -146,12 +146,12 @@ class TensorDataSource:
             return
         order = order.to(self.device)
         keep = rank_slice(batch_size)  # this rank's part of each global batch (all of it without a job)
-        idx = order[: steps * batch_size].view(steps, batch_size)[start_step:, keep].reshape(-1)
+        # this rank's positions in the epoch from start_step on, and the samples there
+        pos = torch.arange(steps * batch_size, device=self.device).view(steps, batch_size)
+        pos = pos[start_step:, keep].reshape(-1)
+        idx = order[pos]
         if self.augment:
-            # draws for every position of the epoch, then this rank's from start_step on
-            offsets, flip = self.epoch_draws(epoch, steps * batch_size)
-            pos = torch.arange(steps * batch_size, device=self.device).view(steps, batch_size)
-            pos = pos[start_step:, keep].reshape(-1)
+            offsets, flip = self.epoch_draws(epoch, steps * batch_size)  # every position's: a job's ranks agree
             x = self.augmented(idx, offsets[:, pos], flip[pos])
         else:
             x = self._normalize(self._train_x[idx])
