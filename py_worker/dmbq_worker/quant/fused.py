@@ -109,20 +109,33 @@ def _pow2(n: int, cap: int) -> int:
     return min(1 << max(int(n) - 1, 0).bit_length(), cap)
 
 
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """A tunable from the environment; a value that is not an integer >= minimum is refused, naming the variable (a
+    negative row-tile count would otherwise run no tiles and leave the gradients unwritten)."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
 # Activation tiles: ACT_TILE elements per block (at most ACT_MAX_BLOCK_C channels wide), ACT_WARPS warps. Tunable
 # through the environment for bench/fused_tiles.py, which measured the defaults (docs/RESULTS.md).
-ACT_TILE = int(os.environ.get("DMBQ_FUSED_ACT_TILE", "4096"))
-ACT_MAX_BLOCK_C = int(os.environ.get("DMBQ_FUSED_ACT_BLOCK_C", "64"))
-ACT_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_WARPS", "4"))
+ACT_TILE = _env_int("DMBQ_FUSED_ACT_TILE", 4096, 1)
+ACT_MAX_BLOCK_C = _env_int("DMBQ_FUSED_ACT_BLOCK_C", 64, 1)
+ACT_WARPS = _env_int("DMBQ_FUSED_ACT_WARPS", 4, 1)
 # the backward's own (its blocks each add their partial sums atomically: fewer, larger blocks contend less)
-ACT_BWD_TILE = int(os.environ.get("DMBQ_FUSED_ACT_BWD_TILE", str(ACT_TILE)))
-ACT_BWD_WARPS = int(os.environ.get("DMBQ_FUSED_ACT_BWD_WARPS", str(ACT_WARPS)))
+ACT_BWD_TILE = _env_int("DMBQ_FUSED_ACT_BWD_TILE", ACT_TILE, 1)
+ACT_BWD_WARPS = _env_int("DMBQ_FUSED_ACT_BWD_WARPS", ACT_WARPS, 1)
 # Row tiles each backward block runs before it adds its sums atomically (bench/fused_tiles.py --iters); 0: 2 where
 # one each would make a grid of more than ACT_BWD_MAX_BLOCKS blocks, else 1. Measured on an H100 (docs/RESULTS.md,
 # ninth engine run): with sensitivities, 2 tiles a block for ResNet-20's 16-channel 32x32 inputs (512 blocks of one
 # tile) took 9.1 us instead of 11.6 (forward + backward); for its 256- and 128-block inputs one tile stays best, and
 # 4 or 8 cost more everywhere (the loop serializes the tiles' loads).
-ACT_BWD_ITERS = int(os.environ.get("DMBQ_FUSED_ACT_BWD_ITERS", "0"))
+ACT_BWD_ITERS = _env_int("DMBQ_FUSED_ACT_BWD_ITERS", 0, 0)
 ACT_BWD_MAX_BLOCKS = 256
 
 

@@ -115,6 +115,21 @@ def test_backward_blocks_that_run_several_row_tiles_equal_the_torch_ops(
     assert d.ok(0.0), d
 
 
+def test_a_bad_tile_setting_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmbq_worker.quant.fused import _env_int
+
+    monkeypatch.setenv("DMBQ_FUSED_ACT_BWD_ITERS", "-1")
+    with pytest.raises(ValueError, match="DMBQ_FUSED_ACT_BWD_ITERS: must be >= 0, got -1"):
+        _env_int("DMBQ_FUSED_ACT_BWD_ITERS", 0, 0)
+    monkeypatch.setenv("DMBQ_FUSED_ACT_TILE", "big")
+    with pytest.raises(ValueError, match="DMBQ_FUSED_ACT_TILE: 'big' is not an integer"):
+        _env_int("DMBQ_FUSED_ACT_TILE", 4096, 1)
+    monkeypatch.setenv("DMBQ_FUSED_ACT_BWD_ITERS", "2")
+    assert _env_int("DMBQ_FUSED_ACT_BWD_ITERS", 0, 0) == 2
+    monkeypatch.delenv("DMBQ_FUSED_ACT_TILE")
+    assert _env_int("DMBQ_FUSED_ACT_TILE", 4096, 1) == 4096
+
+
 def test_a_second_backward_through_the_same_graph_gets_the_same_clip_gradient(fused_path: FusedCalls) -> None:
     """The forward kernel zeroes the clip gradient's sum and the first backward hands it on; a second backward
     (retain_graph) must start from zero again, not add into the first one's."""
