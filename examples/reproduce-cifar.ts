@@ -22,6 +22,10 @@
 //        [--start-from ROW=FROM,...]   (ROW starts from quantized row FROM's final weights instead of its FP run,
 //                                       e.g. r20-w2a2-cp=r20-w2a32-cp: weights first, then activations; it is still
 //                                       compared with, and distils from, the FP run)
+//        [--keep-weight-bits]   (a row started with --start-from keeps the weight widths its FROM row ended with;
+//                                LBA then moves the activations only: init.keepWeightBits)
+//        [--recalibrate-bn N]   (quantized rows recompute their BatchNorm statistics after the last epoch over N
+//                                un-augmented training batches, 0: all, and score again: recalibrateBatchNorm)
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
 //
@@ -222,6 +226,10 @@ export interface Options {
   kd?: { alpha: number; temperature: number };
   /** `--start-from ROW=FROM`: quantized rows that start from another quantized row's run (same runs folder). */
   startFrom: Map<string, string>;
+  /** `--keep-weight-bits`: those rows start at their FROM row's final weight widths (init.keepWeightBits). */
+  keepWeightBits: boolean;
+  /** `--recalibrate-bn N`: quantized rows recalibrate their BatchNorm statistics at the end (recalibrateBatchNorm). */
+  recalibrateBn?: number;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -264,6 +272,8 @@ export function parseOptions(argv: string[]): Options {
       "timing-ramp": { type: "string", default: "1" },
       kd: { type: "string" },
       "start-from": { type: "string", default: "" },
+      "keep-weight-bits": { type: "boolean", default: false },
+      "recalibrate-bn": { type: "string" },
     },
   });
   const num = (flag: string, raw: string | undefined, check: (v: number) => boolean, what: string): number => {
@@ -312,6 +322,7 @@ export function parseOptions(argv: string[]): Options {
     kd = { alpha: fraction("kd", a), temperature: t === undefined ? 4 : num("kd", t, (v) => v > 0, "ALPHA,T with T > 0") };
   }
   const startFrom = parseStartFrom(values["start-from"]!);
+  if (values["keep-weight-bits"] && startFrom.size === 0) throw new Error("--keep-weight-bits: no row starts from another (--start-from ROW=FROM): there are no widths to keep");
   const rowEpochs = new Map(rowPairs("row-epochs", values["row-epochs"] ?? "", "N").map(([row, n]) => [row.id, int("row-epochs", n, 1)]));
   const actMode = values["act-mode"];
   if (actMode !== undefined && actMode !== "uniform" && actMode !== "table") throw new Error(`--act-mode: ${JSON.stringify(actMode)} is not uniform or table`);
@@ -350,6 +361,8 @@ export function parseOptions(argv: string[]): Options {
     timingRamp: fraction("timing-ramp", values["timing-ramp"]),
     ...(kd ? { kd } : {}),
     startFrom,
+    keepWeightBits: values["keep-weight-bits"]!,
+    ...(values["recalibrate-bn"] !== undefined ? { recalibrateBn: int("recalibrate-bn", values["recalibrate-bn"], 0) } : {}),
   };
 }
 
@@ -432,8 +445,10 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
     ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(o.actMode !== undefined ? { actMode: o.actMode } : {}),
-      ...(o.clipLrScale !== undefined ? { actClipLrScale: o.clipLrScale } : {}), ...(Object.keys(lba).length ? { lba } : {}) }, init: { fromRun } } : {}),
+      ...(o.clipLrScale !== undefined ? { actClipLrScale: o.clipLrScale } : {}), ...(Object.keys(lba).length ? { lba } : {}) },
+      init: { fromRun, ...(from && o.keepWeightBits ? { keepWeightBits: true } : {}) } } : {}),
     ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
+    ...(row.quant && o.recalibrateBn !== undefined ? { recalibrateBatchNorm: { batches: o.recalibrateBn } } : {}),
   };
 }
 
@@ -474,6 +489,8 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.kd && row.quant) parts.push(`--kd ${o.kd.alpha},${o.kd.temperature}`);
   const starts = full.slice(Math.max(first, 1)).map((id) => `${id}=${o.startFrom.get(id)!}`);
   if (starts.length) parts.push(`--start-from ${starts.join(",")}`);
+  if (o.keepWeightBits && starts.length) parts.push("--keep-weight-bits");
+  if (o.recalibrateBn !== undefined && row.quant) parts.push(`--recalibrate-bn ${o.recalibrateBn}`);
   return parts.join(" ");
 }
 
@@ -559,7 +576,8 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
     console.log(`[${row.id}] started on ${device}`);
   }
   const r = await runs.follow(run, row.id);
-  console.log(`[${row.id}] top-1 ${r.top1.toFixed(2)}%  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s on ${device}`);
+  const bn = r.batchNormRecalibration ? ` (${r.batchNormRecalibration.top1Before.toFixed(2)}% before BatchNorm recalibration)` : "";
+  console.log(`[${row.id}] top-1 ${r.top1.toFixed(2)}%${bn}  W${r.avgWBits.toFixed(2)}/A${r.avgABits.toFixed(2)}  ${((Date.now() - t0) / 1000).toFixed(0)} s on ${device}`);
   return r;
 }
 
@@ -618,6 +636,8 @@ interface SummaryRow {
   gpu: string;
   epoch_time_ratio: number | null;
   paper_top1: number | null;
+  /** Present when the row recalibrated its BatchNorm statistics: top1 is the score after, this the one before. */
+  top1_before_bn_recalibration?: number;
   command: string;
 }
 
@@ -647,10 +667,12 @@ function writeSummary(o: Options, outcomes: Map<string, Outcome<RunResult>>): vo
     // A ratio counts for a row only when it was measured on the kind of device the row ran on (an H100 is not an H200).
     const ratio = timing?.device === r.device ? (timing.ratios.get(row.id) ?? null) : null;
     const gpu = r.device.replace(/^[a-z]+: /, "");
-    lines.push(`| ${row.id} | ${row.model} | ${r.top1.toFixed(2)} | ${fpTop1?.toFixed(2) ?? "—"} | ${fpTop1 !== null ? (r.top1 - fpTop1).toFixed(2) : "—"} | ${row.paper ?? ""} | ${r.avgWBits.toFixed(2)} | ${r.avgABits.toFixed(2)} | ${r.sizeMb.toFixed(3)} | ${r.epochs} | ${r.epochTimeS.toFixed(2)} | ${ratio?.toFixed(2) ?? "—"} | ${gpu} |`);
+    const before = r.batchNormRecalibration?.top1Before;
+    lines.push(`| ${row.id} | ${row.model} | ${r.top1.toFixed(2)}${before !== undefined ? ` (${before.toFixed(2)} before BN recalibration)` : ""} | ${fpTop1?.toFixed(2) ?? "—"} | ${fpTop1 !== null ? (r.top1 - fpTop1).toFixed(2) : "—"} | ${row.paper ?? ""} | ${r.avgWBits.toFixed(2)} | ${r.avgABits.toFixed(2)} | ${r.sizeMb.toFixed(3)} | ${r.epochs} | ${r.epochTimeS.toFixed(2)} | ${ratio?.toFixed(2) ?? "—"} | ${gpu} |`);
     json.push({
       model: row.model, config: row.id, top1: r.top1, fp_top1: fpTop1, avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits,
-      size_mb: r.sizeMb, epochs: r.epochs, gpu, epoch_time_ratio: ratio, paper_top1: row.paper ?? null, command: rowCommand(o, row),
+      size_mb: r.sizeMb, epochs: r.epochs, gpu, epoch_time_ratio: ratio, paper_top1: row.paper ?? null,
+      ...(before !== undefined ? { top1_before_bn_recalibration: before } : {}), command: rowCommand(o, row),
     });
   }
   console.log(lines.join("\n"));

@@ -180,6 +180,49 @@ describe("LBA ranking and decrements", () => {
   });
 });
 
+describe("LBA start widths (a run going on from another's allocation)", () => {
+  const layers = [FIRST, body("a", 4, 9, 2, 16), body("b", 2, 9, 4, 16), LAST];
+  const W2A2 = cfgOf({ weightBudget: 2, actBudget: 2, minBits: 0 });
+
+  it("starts the given kind's free layers at their widths, the other kind at its start width, edges at 8", () => {
+    const s = initialState(layers, W2A2, { weight: { a: [0, 4, 2, 2], b: [3, 1] } });
+    assert.deepEqual(weightBitsOf(s, "a"), [0, 4, 2, 2]);
+    assert.deepEqual(weightBitsOf(s, "b"), [3, 1]);
+    assert.deepEqual(weightBitsOf(s, "conv0"), [8, 8]);
+    assert.equal(s.weightFrozen, true, "weights at their budget: nothing left to take");
+    assert.deepEqual(s.layers[1]!.actBits, [4, 4]);
+    assert.equal(s.actFrozen, false);
+    // LBA then moves the activations only
+    const sens: EpochSensitivities = { layers: layers.map((l) => ({ name: l.name, weight: new Array<number>(l.outChannels).fill(1), act: new Array<number>(l.inChannels).fill(1) })) };
+    let state = s;
+    for (let e = 0; e < 10; e++) state = allocateBits(state, layers, W2A2, sens, e).state;
+    assert.deepEqual(weightBitsOf(state, "a"), [0, 4, 2, 2]);
+    assert.ok(Math.abs(averageBits(state, layers).act - 2) <= 0.05 && averageBits(state, layers).act <= 2);
+  });
+
+  it("keeps moving a kind whose given widths average above the budget", () => {
+    const s = initialState(layers, W2A2, { weight: { a: [4, 4, 4, 4], b: [2, 2] } });
+    assert.equal(s.weightFrozen, false);
+    const sens = weightSens(layers, {});
+    let state = s;
+    for (let e = 0; e < 10; e++) state = allocateBits(state, layers, W2A2, { layers: sens.layers.map((l, i) => ({ ...l, act: new Array<number>(layers[i]!.inChannels).fill(1) })) }, e).state;
+    assert.ok(averageBits(state, layers).weight <= 2 + 1e-9);
+  });
+
+  it("names the bad entry: missing layer, wrong length, width outside the limits, an edge or unknown layer, an FP kind", () => {
+    const bad = (start: Parameters<typeof initialState>[2], cfg: PolicyConfig, re: RegExp): void => {
+      assert.throws(() => initialState(layers, cfg, start), re);
+    };
+    bad({ weight: { a: [2, 2, 2, 2] } }, W2A2, /start\.weight\.b: missing/);
+    bad({ weight: { a: [2, 2, 2], b: [2, 2] } }, W2A2, /start\.weight\.a: expected 4 widths/);
+    bad({ weight: { a: [2, 2, 2, 0], b: [2, 2] } }, cfgOf({ weightBudget: 2, actBudget: 2 }), /start\.weight\.a\[3\]: 0 is outside this config's 1\.\.8 bits/);
+    bad({ weight: { a: [2, 2, 2, 2], b: [2, 2], fc: [8] } }, W2A2, /start\.weight\.fc: the layer is the last layer/);
+    bad({ weight: { a: [2, 2, 2, 2], b: [2, 2], zz: [2] } }, W2A2, /start\.weight\.zz: no layer has this name/);
+    bad({ act: { a: [2, 2], b: [2, 2, 2, 2] } }, cfgOf({ weightBudget: 2, actBudget: 32 }), /start\.act: this config keeps activations in full precision/);
+    bad({ weight: { a: [2, 2, 2, 2], b: [2, 2] } }, { ...W2A2, pinned: { b: { weightBits: 3 } } }, /start\.weight\.b: the layer is pinned/);
+  });
+});
+
 describe("LBA look-ahead criterion", () => {
   const layers = [FIRST, body("a", 2, 9), LAST];
   const sens = weightSens(layers, { a: [1, 2] }, { a: [10, 3] }); // decrement costs: 9 and 1

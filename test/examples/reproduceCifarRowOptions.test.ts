@@ -103,4 +103,20 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.throws(() => parseOptions(["--data", data, "--row-epochs", "r20-x=5"]), /--row-epochs: unknown row r20-x/);
     assert.throws(() => parseOptions(["--data", data, "--row-epochs", "r20-w2a2-cp=0"]), /--row-epochs: "0" is not an integer >= 1/);
   });
+
+  it("--keep-weight-bits marks the rows that start from another row, and prints itself; --recalibrate-bn reaches the quantized rows", () => {
+    const o = parseOptions(["--data", data, "--rows", "r20-w2a2-cp", "--start-from", "r20-w2a2-cp=r20-w2a32-cp", "--keep-weight-bits", "--recalibrate-bn", "0"]);
+    const c = rowConfig(o, row("r20-w2a2-cp"), "cpu");
+    assert.equal(c.init?.keepWeightBits, true);
+    assert.match(c.init?.fromRun ?? "", /r20-w2a32-cp$/);
+    assert.deepEqual(c.recalibrateBatchNorm, { batches: 0 });
+    assert.equal(rowConfig(o, row("r20-w2a32-cp"), "cpu").init?.keepWeightBits, undefined, "a row started from FP keeps nothing");
+    assert.equal(rowConfig(o, row("r20-fp"), "cpu").recalibrateBatchNorm, undefined);
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--start-from r20-w2a2-cp=r20-w2a32-cp --keep-weight-bits --recalibrate-bn 0$/);
+    const plain = parseOptions(["--data", data]);
+    assert.equal(rowConfig(plain, row("r20-w2a2-cp"), "cpu").recalibrateBatchNorm, undefined);
+    assert.doesNotMatch(rowCommand(plain, row("r20-w2a2-cp")), /--keep-weight-bits|--recalibrate-bn/);
+    assert.throws(() => parseOptions(["--data", data, "--keep-weight-bits"]), /--keep-weight-bits: no row starts from another/);
+    assert.throws(() => parseOptions(["--data", data, "--recalibrate-bn", "1.5"]), /--recalibrate-bn: "1.5" is not an integer >= 0/);
+  });
 });

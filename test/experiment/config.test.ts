@@ -28,6 +28,11 @@ describe("experiment config validation", () => {
     ["distillation alpha over 1", { distill: { alpha: 1.5, teacher: { checkpoint: "package.json" } } }, /^distill\.alpha: must be in \(0, 1\]/],
     ["distillation temperature 0", { distill: { temperature: 0, teacher: { checkpoint: "package.json" } } }, /^distill\.temperature/],
     ["missing teacher run", { distill: { teacher: { fromRun: "/no/such/run" } } }, /^distill\.teacher\.fromRun: run folder/],
+    ["kept weight widths without a run", { quant: { weightBits: 2, actBits: 2 }, init: { keepWeightBits: true } }, /^init\.keepWeightBits: needs init\.fromRun/],
+    ["kept weight widths, FP weights", { quant: { weightBits: 32, actBits: 2 }, init: { fromRun: ".", keepWeightBits: true } }, /^init\.keepWeightBits: this run does not quantize its weights/],
+    ["kept weight widths not a boolean", { quant: { weightBits: 2, actBits: 2 }, init: { fromRun: ".", keepWeightBits: "yes" } }, /^init\.keepWeightBits: expected true or false/],
+    ["negative recalibration batches", { recalibrateBatchNorm: { batches: -1 } }, /^recalibrateBatchNorm\.batches: must be a non-negative integer/],
+    ["recalibration not an object", { recalibrateBatchNorm: 5 }, /^recalibrateBatchNorm: expected an object/],
   ];
   for (const [what, patch, re] of cases) {
     it(`names the field: ${what}`, () => {

@@ -4,7 +4,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Experiment, RunFailedError, type ExperimentConfig, type EpochRecord, type RunResult } from "../../ts/experiment/index.js";
+import { exportRun } from "../../ts/export/index.js";
+import { Experiment, RunFailedError, type AllocationRecord, type ExperimentConfig, type EpochRecord, type RunResult } from "../../ts/experiment/index.js";
 import { waitFor } from "../support/eachTransport.js";
 
 const runsDir = mkdtempSync(join(tmpdir(), "dmbq-runs-"));
@@ -15,6 +16,9 @@ const base: ExperimentConfig = {
 
 const metrics = (dir: string): EpochRecord[] =>
   readFileSync(join(dir, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as EpochRecord);
+
+const allocations = (dir: string): AllocationRecord[] =>
+  readFileSync(join(dir, "allocation.jsonl"), "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as AllocationRecord);
 
 describe("experiment lifecycle (real worker, digits)", function () {
   this.timeout(300_000);
@@ -86,5 +90,37 @@ describe("experiment lifecycle (real worker, digits)", function () {
     assert.deepEqual(metrics(dir).map((m) => m.epoch), [1, 2, 3, 4]);
     assert.ok(!existsSync(join(dir, "error.json")));
   });
-});
 
+  it("a W2/A2 run keeps the weight widths its W2/A32 run ended with, and one that recalibrates BatchNorm scores and exports with the new statistics", async () => {
+    const dataset = { name: "digits" as const, trainLimit: 512, evalBatchSize: 128 };
+    const w2 = await Experiment.start({ ...base, name: "keep-w2a32", dataset, epochs: 3, quant: { weightBits: 2, actBits: 32, granularity: "CP", minBits: 0 } });
+    await w2.result;
+    const ended = allocations(w2.dir).at(-1)!;
+    const run = await Experiment.start({
+      ...base, name: "keep-w2a2", dataset, epochs: 2, quant: { weightBits: 2, actBits: 2, granularity: "CP", minBits: 0 },
+      init: { fromRun: w2.dir, keepWeightBits: true }, recalibrateBatchNorm: { batches: 0 },
+    });
+    const res = await run.result;
+    const first = allocations(run.dir)[0]!;
+    assert.equal(first.epoch, 0);
+    first.layers.forEach((l, i) => {
+      if (l.name === "features.0" || l.name === "classifier") return; // the edge layers stay at 8 bits either way
+      assert.deepEqual(l.weightBits, ended.layers[i]!.weightBits, l.name);
+    });
+    assert.ok(ended.layers.some((l) => l.weightBits.some((b) => b !== 2)), "the W2/A32 run moved some widths (else the test shows nothing)");
+    assert.equal(first.avgWBits, ended.avgWBits);
+    assert.ok(first.avgABits > 2, "the activations start at the policy's start width");
+
+    const rec = res.batchNormRecalibration!;
+    assert.ok(rec, "result.batchNormRecalibration");
+    assert.equal(rec.samples, 512); // 4 full batches of 128
+    assert.equal(rec.modules, 3); // digits_cnn: a BatchNorm after each of its three convs
+    assert.equal(res.top1, rec.top1);
+    assert.equal(rec.top1Before, metrics(run.dir).at(-1)!.testAccuracy * 100);
+    const latest = JSON.parse(readFileSync(join(run.dir, "checkpoints", "latest.json"), "utf8")) as { batchNormRecalibration?: unknown };
+    assert.deepEqual(latest.batchNormRecalibration, rec);
+    // the final checkpoint holds the recalibrated statistics: the exported model scores as the result says
+    const summary = await exportRun(run.dir, join(run.dir, "again.dmbq"), { evaluate: true });
+    assert.ok(Math.abs(summary.reloadedTop1! - res.top1) <= 0.1, `reloaded ${summary.reloadedTop1} vs result ${res.top1} (before recalibration ${rec.top1Before})`);
+  });
+});

@@ -1,7 +1,7 @@
 // The LBA bit-allocation policy: pure, framework-free. See policy.ts for the algorithm.
 export type {
   Allocator, BitKind, CostHistory, Criterion, EpochSensitivities, Granularity, KindLimits, LayerBits, LayerRole, LayerShape,
-  PinnedBits, PolicyConfig, PolicyState, ResolvedPolicyConfig, ResolvedSchedule, ScheduleConfig, Score,
+  PinnedBits, PolicyConfig, PolicyState, ResolvedPolicyConfig, ResolvedSchedule, ScheduleConfig, Score, StartBits,
 } from "./types.js";
 export {
   BUDGET_TOLERANCE_BITS, EDGE_LAYER_BITS, FULL_PRECISION_BITS, MAX_QUANT_BITS, SCORES, resolvePolicyConfig, validatePolicyConfig, windowLength,

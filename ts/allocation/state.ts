@@ -1,7 +1,7 @@
 // The policy state: its start, its averages, its checks and its JSON form.
 import { BUDGET_TOLERANCE_BITS, EDGE_LAYER_BITS, FULL_PRECISION_BITS, MAX_QUANT_BITS, resolvePolicyConfig } from "./config.js";
 import { BIT_KINDS, channelCount, channelWeight, isFreeLayer, limitsOf, pinOf, weightedBits } from "./kinds.js";
-import type { BitKind, CostHistory, LayerBits, LayerShape, PolicyConfig, PolicyState, ResolvedPolicyConfig } from "./types.js";
+import type { BitKind, CostHistory, LayerBits, LayerShape, PolicyConfig, PolicyState, ResolvedPolicyConfig, StartBits } from "./types.js";
 
 const ROLES = new Set(["first", "body", "last"]);
 
@@ -76,28 +76,66 @@ function startWidth(cfg: ResolvedPolicyConfig, layers: readonly LayerShape[], ki
   return width;
 }
 
-/** Every free channel at the start width, first/last layers at 8 bits, pins as pinned; a kind with budget 32 at 32 everywhere. */
-export function initialState(layers: LayerShape[], config: PolicyConfig): PolicyState {
+/** Throws naming the first entry of `given` that is not a free layer's widths within the kind's limits. */
+function checkStartBits(cfg: ResolvedPolicyConfig, layers: readonly LayerShape[], kind: BitKind, given: Readonly<Record<string, readonly number[]>>): void {
+  const at = `start.${kind}`;
+  const limits = limitsOf(cfg, kind);
+  if (limits.fullPrecision) throw new Error(`${at}: this config keeps ${kind === "weight" ? "weights" : "activations"} in full precision (budget 32)`);
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  for (const name of Object.keys(given)) {
+    const layer = byName.get(name);
+    if (!layer) throw new Error(`${at}.${name}: no layer has this name`);
+    if (!isFreeLayer(cfg, layer, kind)) throw new Error(`${at}.${name}: the layer is ${layer.role === "body" ? "pinned" : `the ${layer.role} layer (kept at ${EDGE_LAYER_BITS} bits)`}; give free body layers only`);
+  }
+  for (const layer of layers) {
+    if (!isFreeLayer(cfg, layer, kind)) continue;
+    const widths = Object.prototype.hasOwnProperty.call(given, layer.name) ? given[layer.name] : undefined;
+    if (widths === undefined) throw new Error(`${at}.${layer.name}: missing (every free body layer needs its widths)`);
+    if (!Array.isArray(widths) || widths.length !== channelCount(layer, kind)) {
+      throw new Error(`${at}.${layer.name}: expected ${channelCount(layer, kind)} widths, one per ${kind === "weight" ? "output" : "input"} channel`);
+    }
+    widths.forEach((b, i) => {
+      if (!Number.isInteger(b) || b < limits.minBits || b > limits.maxBits) {
+        throw new Error(`${at}.${layer.name}[${i}]: ${String(b)} is outside this config's ${limits.minBits}..${limits.maxBits} bits`);
+      }
+    });
+  }
+}
+
+/**
+ * Every free channel at the start width, first/last layers at 8 bits, pins as pinned; a kind with budget 32 at 32
+ * everywhere. `start` gives a kind's free layers their own widths instead (e.g. the weight widths of the W2/A32 run a
+ * W2/A2 run goes on from): the policy then moves that kind only while its average is above the budget.
+ */
+export function initialState(layers: LayerShape[], config: PolicyConfig, start: StartBits = {}): PolicyState {
   const cfg = resolvePolicyConfig(config);
   checkLayerShapes(layers);
   const names = new Set(layers.map((l) => l.name));
   for (const name of Object.keys(cfg.pinned)) {
     if (!names.has(name)) throw new Error(`pinned.${name}: no layer has this name`);
   }
+  for (const kind of BIT_KINDS) {
+    const given = start[kind];
+    if (given !== undefined) checkStartBits(cfg, layers, kind, given);
+  }
   const widths = new Map<BitKind, number>();
   for (const kind of BIT_KINDS) {
+    if (start[kind] !== undefined) continue;
     widths.set(kind, limitsOf(cfg, kind).fullPrecision ? FULL_PRECISION_BITS : startWidth(cfg, layers, kind));
   }
-  const widthOf = (layer: LayerShape, kind: BitKind): number => {
+  const widthsOf = (layer: LayerShape, kind: BitKind): number[] => {
+    const n = channelCount(layer, kind);
     const pin = pinOf(cfg, layer.name, kind);
-    if (pin !== undefined) return pin;
-    if (limitsOf(cfg, kind).fullPrecision) return FULL_PRECISION_BITS;
-    return layer.role === "body" ? (widths.get(kind) as number) : EDGE_LAYER_BITS;
+    if (pin !== undefined) return new Array<number>(n).fill(pin);
+    if (limitsOf(cfg, kind).fullPrecision) return new Array<number>(n).fill(FULL_PRECISION_BITS);
+    if (layer.role !== "body") return new Array<number>(n).fill(EDGE_LAYER_BITS);
+    const given = start[kind]?.[layer.name];
+    return given !== undefined ? [...given] : new Array<number>(n).fill(widths.get(kind) as number);
   };
   const bits: LayerBits[] = layers.map((layer) => ({
     name: layer.name,
-    weightBits: new Array<number>(layer.outChannels).fill(widthOf(layer, "weight")),
-    actBits: new Array<number>(layer.inChannels).fill(widthOf(layer, "act")),
+    weightBits: widthsOf(layer, "weight"),
+    actBits: widthsOf(layer, "act"),
   }));
   // A kind already at its budget (or not quantized, or with nothing free) has nothing to decrement.
   const frozen = (kind: BitKind): boolean => {

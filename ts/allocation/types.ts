@@ -94,6 +94,9 @@ export interface EpochSensitivities {
   }>;
 }
 
+/** Widths a policy starts at instead of its start width: per kind, per free body layer (by name), one per channel. */
+export type StartBits = Partial<Record<BitKind, Readonly<Record<string, readonly number[]>>>>;
+
 /** Bit-widths of one layer: weightBits per output channel, actBits per input channel. */
 export interface LayerBits {
   name: string;

@@ -57,7 +57,13 @@ export interface ExperimentConfig {
   /** Start from the final weights of another run: the full-precision one, or a quantized run to go on from (W2/A32
    *  before W2/A2, say; its learned clips and bits are not taken). The run is compared with, and by default distils
    *  from, the full-precision run at the root of that chain. */
-  init?: { fromRun?: string; checkpoint?: string };
+  init?: {
+    fromRun?: string; checkpoint?: string;
+    /** Start the weight channels at the widths `fromRun` (a quantized run) ended with, instead of the policy's start
+     *  width: a W2/A2 run going on from W2/A32 keeps the weights' allocation their values were trained for, and LBA
+     *  moves only the activations (and the weights, where their average is above this run's budget). */
+    keepWeightBits?: boolean;
+  };
   /** Knowledge distillation from a frozen full-precision teacher of the same model: loss = (1 − alpha)·CE +
    *  alpha·T²·KL(teacher ‖ student) at temperature T. The teacher defaults to `init`'s full-precision run. */
   distill?: { alpha?: number; temperature?: number; teacher?: { fromRun?: string; checkpoint?: string } };
@@ -71,6 +77,11 @@ export interface ExperimentConfig {
    *  The global batch stays dataset.batchSize (each rank trains on batchSize / N). For a job a scheduler
    *  started, give its rank-0 endpoint as worker.endpoint instead. */
   workers?: { gpus: number };
+  /** After the last epoch, recompute every BatchNorm's running statistics for the final weights over `batches`
+   *  un-augmented training batches (0 or absent: the whole split), then evaluate again: `top1` is that score and
+   *  `batchNormRecalibration.top1Before` the last epoch's. Training's statistics average the last ~20 steps, over
+   *  which low-bit weights still flip between levels. Not part of the paper's method. */
+  recalibrateBatchNorm?: { batches?: number };
   /** Checkpoint every N epochs (default 1) and keep the last K (default 2). */
   checkpointEvery?: number;
   keepCheckpoints?: number;
@@ -161,7 +172,21 @@ export function validateConfig(input: unknown): string[] {
   const init = c.init as Record<string, unknown> | undefined;
   if (init?.fromRun !== undefined && (typeof init.fromRun !== "string" || !existsSync(init.fromRun as string))) p.push(`init.fromRun: run folder ${JSON.stringify(init.fromRun)} does not exist`);
   if (init?.checkpoint !== undefined && (typeof init.checkpoint !== "string" || !existsSync(init.checkpoint as string))) p.push(`init.checkpoint: file ${JSON.stringify(init.checkpoint)} does not exist`);
+  if (init?.keepWeightBits !== undefined) {
+    if (typeof init.keepWeightBits !== "boolean") p.push(`init.keepWeightBits: expected true or false, got ${JSON.stringify(init.keepWeightBits)}`);
+    else if (init.keepWeightBits) {
+      if (init.fromRun === undefined) p.push("init.keepWeightBits: needs init.fromRun, the quantized run whose weight widths this run starts at");
+      if (q === undefined || q === null || q.weightBits === 32) p.push("init.keepWeightBits: this run does not quantize its weights (quant.weightBits)");
+    }
+  }
   checkDistill(p, c.distill, init);
+  const bn = c.recalibrateBatchNorm as Record<string, unknown> | undefined;
+  if (bn !== undefined) {
+    if (typeof bn !== "object" || bn === null) p.push("recalibrateBatchNorm: expected an object, e.g. { batches: 0 }");
+    else if (bn.batches !== undefined && (!isNum(bn.batches) || !Number.isInteger(bn.batches) || (bn.batches as number) < 0)) {
+      p.push(`recalibrateBatchNorm.batches: must be a non-negative integer (0: the whole training split), got ${JSON.stringify(bn.batches)}`);
+    }
+  }
   if (c.precision !== undefined && !["fp32", "bf16"].includes(c.precision as string)) p.push(`precision: ${JSON.stringify(c.precision)} is not fp32 or bf16`);
   const w = c.worker as Record<string, unknown> | undefined;
   if (w?.transport !== undefined && !["zmq", "stdio"].includes(w.transport as string)) p.push(`worker.transport: ${JSON.stringify(w.transport)} is not zmq or stdio`);

@@ -19,7 +19,7 @@ import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js
 import { deployedSize } from "./deployedSize.js";
 import { buildTables, type HistogramInput, type TableSet } from "./levelTables.js";
 import { ProgressBar } from "./progressBar.js";
-import type { AllocationRecord, EpochRecord, HistogramsRecord, RunResult } from "./records.js";
+import type { AllocationRecord, BatchNormRecalibration, EpochRecord, HistogramsRecord, RunResult } from "./records.js";
 import { readJson, RunFolder, type CheckpointIndex } from "./runFolder.js";
 
 export type RunEvent =
@@ -146,6 +146,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
   private wake: (() => void) | undefined;
   private ended = false;
   private startedAt = new Date().toISOString();
+  private recalibration: BatchNormRecalibration | undefined;
 
   private constructor(readonly config: ExperimentConfig, readonly dir: string, private readonly resumeFrom: CheckpointIndex | null) {
     super();
@@ -262,8 +263,9 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     if (this.resumeFrom) {
       this.policy = this.resumeFrom.policy ? deserializeState(this.resumeFrom.policy) : undefined;
       startEpoch = this.resumeFrom.epoch;
+      this.recalibration = this.resumeFrom.batchNormRecalibration;
     } else if (pcfg) {
-      this.policy = initialState(this.layers, pcfg);
+      this.policy = this.initialPolicy(pcfg);
     }
     if (this.policy) await client.updateScheme({ scheme: this.scheme() });
     if (this.resumeFrom) {
@@ -285,6 +287,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       this.bar.epochDone(record);
       this.publish({ type: "epoch", record });
       if (this.policy && pcfg) await this.stepPolicy(pcfg, res, epoch);
+      if (epoch === cfg.epochs && cfg.recalibrateBatchNorm) await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, record);
       if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fp.top1);
     }
     return this.finish(fp);
@@ -368,6 +371,44 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     if (changed) this.recordAllocation(epoch);
   }
 
+  private initialPolicy(pcfg: PolicyConfig): PolicyState {
+    const from = this.config.init?.fromRun;
+    if (!this.config.init?.keepWeightBits || from === undefined) return initialState(this.layers, pcfg);
+    try {
+      return initialState(this.layers, pcfg, { weight: this.inheritedWeightBits(from) });
+    } catch (err) {
+      const msg = (err as Error).message;
+      throw new Error(msg.startsWith("init.keepWeightBits") ? msg : `init.keepWeightBits: the widths ${from} ended with do not fit this run: ${msg}`);
+    }
+  }
+
+  /** The weight widths of each free layer at the end of `runDir` (its last allocation record), for keepWeightBits. */
+  private inheritedWeightBits(runDir: string): Record<string, number[]> {
+    const records = new RunFolder(runDir).allocations();
+    const last = records[records.length - 1];
+    if (!last) throw new Error(`init.keepWeightBits: ${runDir} recorded no bit allocation (allocation.jsonl): it is not a quantized run`);
+    const ended = new Map(last.layers.map((l) => [l.name, l.weightBits]));
+    const out: Record<string, number[]> = {};
+    for (const layer of this.layers) {
+      if (layer.role !== "body" || this.config.quant?.pinned?.[layer.name]?.weightBits !== undefined) continue;
+      const bits = ended.get(layer.name);
+      if (!bits) throw new Error(`init.keepWeightBits: ${runDir} has no layer ${layer.name}: it is a run of another model`);
+      out[layer.name] = bits;
+    }
+    return out;
+  }
+
+  /** BatchNorm statistics for the final weights, then the test score again (ExperimentConfig.recalibrateBatchNorm). */
+  private async recalibrateBatchNorm(batches: number, last: EpochRecord): Promise<void> {
+    const client = this.worker!.client;
+    const r = await client.recalibrateBatchNorm({ batches });
+    const ev = await client.evaluate({ split: "test" });
+    this.recalibration = { top1Before: last.testAccuracy * 100, top1: ev.top1 * 100, samples: r.samples, modules: r.modules };
+    if (this.config.progress !== "none") {
+      process.stderr.write(` BatchNorm recalibrated (${r.modules} layers, ${r.samples} training images): test acc ${(last.testAccuracy * 100).toFixed(2)}% -> ${(ev.top1 * 100).toFixed(2)}%\n`);
+    }
+  }
+
   private keepHistograms(stats: LayerStats[], epoch: number): void {
     const weight: HistogramsRecord["weight"] = {};
     for (const l of stats) {
@@ -416,7 +457,9 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const file = this.folder.checkpointFile(epoch);
     const index: CheckpointIndex = {
       epoch, file, policy: this.policy ? serializeState(this.policy) : null, levels: this.tables?.record ?? null,
-      ...(fpTop1 !== undefined ? { fpTop1 } : {}), savedAt: new Date().toISOString(),
+      ...(fpTop1 !== undefined ? { fpTop1 } : {}),
+      ...(this.recalibration && epoch === this.config.epochs ? { batchNormRecalibration: this.recalibration } : {}),
+      savedAt: new Date().toISOString(),
     };
     await this.worker!.client.saveCheckpoint({ path: this.folder.path(file), extra: Buffer.from(JSON.stringify(index)) });
     this.checkpointFiles = this.folder.commitCheckpoint(index, this.config.keepCheckpoints ?? 2, this.checkpointFiles);
@@ -441,7 +484,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
     const result: RunResult = {
       name: this.config.name, model: modelName(this.config), dataset: this.config.dataset.name,
-      top1: last ? last.testAccuracy * 100 : Number.NaN,
+      top1: this.recalibration && last?.epoch === this.config.epochs ? this.recalibration.top1 : last ? last.testAccuracy * 100 : Number.NaN,
       ...(fp.top1 !== undefined ? { fpTop1: fp.top1 } : {}),
       avgWBits: avg.weight, avgABits: avg.act,
       sizeMb: size.totalBytes / 1e6, fpSizeMb: size.fpBytes / 1e6,
@@ -450,6 +493,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       device: this.worker?.hello.capabilities?.deviceName ? `${this.worker.hello.capabilities.deviceKind}: ${this.worker.hello.capabilities.deviceName}` : "unknown",
       startedAt: this.startedAt, finishedAt: new Date().toISOString(),
       ...(fp.dir ? { fpRunDir: fp.dir } : {}),
+      ...(this.recalibration && last?.epoch === this.config.epochs ? { batchNormRecalibration: this.recalibration } : {}),
     };
     if (!this.stopping) {
       this.folder.writeResult(result);

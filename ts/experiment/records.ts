@@ -88,4 +88,14 @@ export interface RunResult {
   modelFile?: string; // the exported model (model.dmbq in the run folder); sizeMb is its byte size
   sizeBreakdown?: { bitPlaneBytes: number; tablesAndScalesBytes: number; fullPrecisionBytes: number; headerBytes: number };
   exportError?: string; // why the export failed, when it did (sizeMb is then the counted estimate)
+  /** Present when the config asked for it: top1 is then the score after the recalibration. */
+  batchNormRecalibration?: BatchNormRecalibration;
+}
+
+/** What recalibrating the BatchNorm statistics after the last epoch did (ExperimentConfig.recalibrateBatchNorm). */
+export interface BatchNormRecalibration {
+  top1Before: number; // percent: the last epoch's test score, with training's running statistics
+  top1: number; // percent: the test score after
+  samples: number; // training images the statistics were computed over
+  modules: number; // BatchNorm layers recalibrated
 }

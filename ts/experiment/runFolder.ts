@@ -2,7 +2,7 @@
 // so a crash never leaves a half-written config, result or checkpoint index behind.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AllocationRecord, EpochRecord, HistogramsRecord, LevelsRecord, RunResult } from "./records.js";
+import type { BatchNormRecalibration, AllocationRecord, EpochRecord, HistogramsRecord, LevelsRecord, RunResult } from "./records.js";
 
 export interface CheckpointIndex {
   epoch: number; // epochs completed when it was written
@@ -10,6 +10,8 @@ export interface CheckpointIndex {
   policy: string | null; // serialized policy state
   levels: LevelsRecord | null;
   fpTop1?: number;
+  /** Written with the last epoch's checkpoint when the run recalibrated its BatchNorm statistics (they are in it). */
+  batchNormRecalibration?: BatchNormRecalibration;
   savedAt: string;
 }
 

@@ -85,6 +85,7 @@ export interface Request {
     | { $case: "shutdown"; value: Shutdown }
     | { $case: "echo"; value: Echo }
     | { $case: "cancel"; value: Cancel }
+    | { $case: "recalibrateBatchNorm"; value: RecalibrateBatchNorm }
     | undefined;
 }
 
@@ -106,6 +107,7 @@ export interface Response {
     | { $case: "echo"; value: EchoReply }
     | { $case: "cancelled"; value: Cancelled }
     | { $case: "error"; value: Error }
+    | { $case: "batchNormRecalibrated"; value: BatchNormRecalibrated }
     | undefined;
 }
 
@@ -391,6 +393,25 @@ export interface EvalResult {
   seconds: number;
 }
 
+/**
+ * Recomputes every BatchNorm's running mean and variance for the weights as they are now: the quantized model,
+ * in fp32 (as evaluated and exported), over un-augmented training batches, each batch weighing the same. Training's
+ * running statistics are an average over the last ~20 steps of a network whose quantized weights still flip between
+ * levels; these are the statistics of the final one. Nothing else of the model or the training state changes.
+ */
+export interface RecalibrateBatchNorm {
+  /** training batches of the eval batch size, from the split's start; 0: all */
+  batches: number;
+}
+
+export interface BatchNormRecalibrated {
+  /** BatchNorm layers recalibrated (0: the model has none, nothing changed) */
+  modules: number;
+  /** training images seen, over every rank of a job */
+  samples: number;
+  seconds: number;
+}
+
 export interface SaveCheckpoint {
   /** written atomically (temporary file, then rename) */
   path: string;
@@ -490,6 +511,9 @@ export const Request: MessageFns<Request> = {
         break;
       case "cancel":
         Cancel.encode(message.body.value, writer.uint32(154).fork()).join();
+        break;
+      case "recalibrateBatchNorm":
+        RecalibrateBatchNorm.encode(message.body.value, writer.uint32(162).fork()).join();
         break;
     }
     return writer;
@@ -596,6 +620,17 @@ export const Request: MessageFns<Request> = {
             message.body = { $case: "cancel", value: Cancel.decode(reader, reader.uint32()) };
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.body = {
+              $case: "recalibrateBatchNorm",
+              value: RecalibrateBatchNorm.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -675,6 +710,12 @@ export const Request: MessageFns<Request> = {
         }
         break;
       }
+      case "recalibrateBatchNorm": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "recalibrateBatchNorm", value: RecalibrateBatchNorm.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -728,6 +769,9 @@ export const Response: MessageFns<Response> = {
         break;
       case "error":
         Error.encode(message.body.value, writer.uint32(170).fork()).join();
+        break;
+      case "batchNormRecalibrated":
+        BatchNormRecalibrated.encode(message.body.value, writer.uint32(178).fork()).join();
         break;
     }
     return writer;
@@ -858,6 +902,17 @@ export const Response: MessageFns<Response> = {
             message.body = { $case: "error", value: Error.decode(reader, reader.uint32()) };
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.body = {
+              $case: "batchNormRecalibrated",
+              value: BatchNormRecalibrated.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -947,6 +1002,15 @@ export const Response: MessageFns<Response> = {
       case "error": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "error", value: Error.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "batchNormRecalibrated": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = {
+            $case: "batchNormRecalibrated",
+            value: BatchNormRecalibrated.fromPartial(object.body.value),
+          };
         }
         break;
       }
@@ -3663,6 +3727,140 @@ export const EvalResult: MessageFns<EvalResult> = {
     message.loss = object.loss ?? 0;
     message.top1 = object.top1 ?? 0;
     message.top5 = object.top5 ?? 0;
+    message.samples = object.samples ?? 0;
+    message.seconds = object.seconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseRecalibrateBatchNorm(): RecalibrateBatchNorm {
+  return { batches: 0 };
+}
+
+export const RecalibrateBatchNorm: MessageFns<RecalibrateBatchNorm> = {
+  encode(message: RecalibrateBatchNorm, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batches !== 0) {
+      writer.uint32(8).uint32(message.batches);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecalibrateBatchNorm {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecalibrateBatchNorm();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batches = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RecalibrateBatchNorm>, I>>(base?: I): RecalibrateBatchNorm {
+    return RecalibrateBatchNorm.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecalibrateBatchNorm>, I>>(object: I): RecalibrateBatchNorm {
+    const message = createBaseRecalibrateBatchNorm();
+    message.batches = object.batches ?? 0;
+    return message;
+  },
+};
+
+function createBaseBatchNormRecalibrated(): BatchNormRecalibrated {
+  return { modules: 0, samples: 0, seconds: 0 };
+}
+
+export const BatchNormRecalibrated: MessageFns<BatchNormRecalibrated> = {
+  encode(message: BatchNormRecalibrated, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modules !== 0) {
+      writer.uint32(8).uint32(message.modules);
+    }
+    if (message.samples !== 0) {
+      writer.uint32(16).uint32(message.samples);
+    }
+    if (message.seconds !== 0) {
+      writer.uint32(25).double(message.seconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchNormRecalibrated {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchNormRecalibrated();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.modules = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.samples = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.seconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BatchNormRecalibrated>, I>>(base?: I): BatchNormRecalibrated {
+    return BatchNormRecalibrated.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchNormRecalibrated>, I>>(object: I): BatchNormRecalibrated {
+    const message = createBaseBatchNormRecalibrated();
+    message.modules = object.modules ?? 0;
     message.samples = object.samples ?? 0;
     message.seconds = object.seconds ?? 0;
     return message;

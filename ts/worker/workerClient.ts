@@ -2,8 +2,8 @@
 // One request may receive many responses (progress events, final=false) before its final reply.
 import {
   Cancelled, CheckpointLoaded, CheckpointSaved, Configure, Configured, EchoReply, EpochResult, EvalResult, Evaluate,
-  HelloReply, LoadCheckpoint, Progress, ProtocolVersion, Request, Response, Run, SaveCheckpoint, SchemeApplied,
-  ShutdownAck, UpdateScheme,
+  BatchNormRecalibrated, HelloReply, LoadCheckpoint, Progress, ProtocolVersion, RecalibrateBatchNorm, Request, Response, Run,
+  SaveCheckpoint, SchemeApplied, ShutdownAck, UpdateScheme,
 } from "../gen/dmbq.js";
 import type { Transport } from "../transport/transport.js";
 import { DeadlineExceededError, ProtocolMismatchError, WorkerRequestError } from "./errors.js";
@@ -20,6 +20,7 @@ export interface ReplyOf {
   run: EpochResult | Cancelled;
   updateScheme: SchemeApplied;
   evaluate: EvalResult;
+  recalibrateBatchNorm: BatchNormRecalibrated;
   saveCheckpoint: CheckpointSaved;
   loadCheckpoint: CheckpointLoaded;
   shutdown: ShutdownAck;
@@ -127,6 +128,11 @@ export class WorkerClient {
 
   evaluate(e: Partial<Evaluate> = {}, opts: CallOptions = {}): Promise<EvalResult> {
     return this.request("evaluate", Evaluate.fromPartial(e), opts);
+  }
+
+  /** Recomputes every BatchNorm's running statistics for the current weights (see RecalibrateBatchNorm). */
+  recalibrateBatchNorm(r: Partial<RecalibrateBatchNorm> = {}, opts: CallOptions = {}): Promise<BatchNormRecalibrated> {
+    return this.request("recalibrateBatchNorm", RecalibrateBatchNorm.fromPartial(r), opts);
   }
 
   saveCheckpoint(s: Partial<SaveCheckpoint>, opts: CallOptions = {}): Promise<CheckpointSaved> {

@@ -18,7 +18,8 @@ from dmbq_worker.distributed.runtime import RankGroup
 from dmbq_worker.proto import dmbq_pb2 as pb
 
 # Requests that reach the TrainingService (and so must run on every rank), plus shutdown.
-RELAYED_KINDS = ("configure", "update_scheme", "run", "evaluate", "save_checkpoint", "load_checkpoint", "shutdown")
+RELAYED_KINDS = ("configure", "update_scheme", "run", "evaluate", "recalibrate_batch_norm", "save_checkpoint",
+                 "load_checkpoint", "shutdown")
 
 
 class RequestRelay:

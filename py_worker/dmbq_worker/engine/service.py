@@ -195,7 +195,7 @@ def _weight_batcher(refs: list[QuantLayerRef]) -> WeightBatcher | None:
 
 
 class TrainingService:
-    """Serves Configure / UpdateScheme / Run / Evaluate / SaveCheckpoint / LoadCheckpoint."""
+    """Serves Configure / UpdateScheme / Run / Evaluate / RecalibrateBatchNorm / SaveCheckpoint / LoadCheckpoint."""
 
     def __init__(self, *, cuda_graph: bool = True) -> None:
         """`cuda_graph=False` keeps CUDA runs eager (debugging, and the graph-vs-eager check of the bench)."""
@@ -486,6 +486,11 @@ class TrainingService:
             raise invalid("split", f"unknown split '{req.split}'; use 'test' or 'train'")
         ev = session.trainer.evaluate(split, int(req.max_batches))
         return pb.EvalResult(loss=ev.loss, top1=ev.top1, top5=ev.top5, samples=ev.samples, seconds=ev.seconds)
+
+    def recalibrate_batch_norm(self, req: pb.RecalibrateBatchNorm, ctx: RequestContext) -> pb.BatchNormRecalibrated:
+        session = self._need("RecalibrateBatchNorm")
+        stats = session.trainer.recalibrate_batchnorm(int(req.batches))
+        return pb.BatchNormRecalibrated(modules=stats.modules, samples=stats.samples, seconds=stats.seconds)
 
     # ------------------------------------------------------------ checkpoints
 

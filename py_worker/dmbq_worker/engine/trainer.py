@@ -19,13 +19,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
+from dmbq_worker.distributed.runtime import world_size
 from dmbq_worker.engine.data import Batch, DataSource
 from dmbq_worker.engine.distill import Distiller
 from dmbq_worker.engine.operand_cast import OperandCast, operand_cast_enabled
 from dmbq_worker.engine.optim import TrainingOptimizer
 from dmbq_worker.engine.precision import exact_fp32
 from dmbq_worker.engine.schedule import LrSchedule
-from dmbq_worker.errors import non_finite
+from dmbq_worker.errors import invalid, non_finite
 from dmbq_worker.quant.weight_batch import WeightBatcher
 
 GRAPH_WARMUP_STEPS = 3  # eager steps before capture (lazy state, cuDNN autotuning, torch.compile)
@@ -69,6 +70,18 @@ class EvalStats:
     top5: float
     samples: int
     seconds: float
+
+
+@dataclass
+class RecalibrationStats:
+    modules: int  # BatchNorm layers recalibrated
+    samples: int  # training images seen, over every rank
+    seconds: float
+
+
+def _running_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.track_running_stats and m.running_mean is not None and m.running_var is not None]
 
 
 class Trainer:
@@ -398,3 +411,60 @@ class Trainer:
             loss=vals[0] / n, top1=vals[1] / n, top5=vals[2] / n, samples=samples,
             seconds=time.perf_counter() - start,
         )
+
+    def recalibrate_batchnorm(self, batches: int = 0) -> RecalibrationStats:
+        """Every BatchNorm's running statistics recomputed for the weights as they are now (RecalibrateBatchNorm):
+        the model as evaluate() runs it (eval mode, exact fp32) but BatchNorm in train mode with a cumulative average,
+        over the first `batches` (0: all) full un-augmented training batches of the eval batch size."""
+        start = time.perf_counter()
+        norms = _running_batchnorms(self.model)  # the student's only: a distillation teacher keeps its own
+        if not norms:
+            return RecalibrationStats(modules=0, samples=0, seconds=time.perf_counter() - start)
+        size = self.opts.eval_batch_size
+        full = self.data.train_size // size
+        # a short last batch would weigh as much as a full one in the cumulative average: left out, unless alone
+        wanted = full or 1
+        if batches > 0:
+            wanted = min(wanted, batches)
+        # the ranks take the batches round-robin, and global-batch BatchNorm all-reduces in every forward:
+        # every rank must run as many forwards as the others
+        world = world_size()
+        count = wanted - wanted % world
+        if count == 0:
+            raise invalid("recalibrate_batch_norm.batches",
+                          f"{wanted} training batch(es) of {size} cannot be shared evenly over {world} ranks (each "
+                          f"rank must run as many as the others, since BatchNorm reduces its statistics over all of "
+                          f"them): ask for at least {world}, from a training split of at least {world * size} images")
+        momenta = [bn.momentum for bn in norms]
+        # the old statistics come back if a forward fails (a half-computed average would be worse than either)
+        saved = [(bn.running_mean.clone(), bn.running_var.clone(),  # type: ignore[union-attr]
+                  None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone()) for bn in norms]
+        samples = 0
+        # the quantizers and every other layer as at evaluation (no clip initialisation, no statistics collection)
+        self.model.eval()
+        try:
+            for bn in norms:
+                bn.reset_running_stats()  # in place: a captured training step holds these buffers' storage
+                bn.momentum = None  # cumulative average: each batch weighs the same
+                bn.train()
+            # fp32 without TF32, as evaluated and exported: the statistics of the model that is scored
+            with torch.no_grad(), exact_fp32():
+                for i, (x, _) in enumerate(self.data.eval_batches("train", size)):  # this rank's batches
+                    if i >= count // world:
+                        break
+                    self.model(x)
+                    samples += int(x.shape[0])
+        except BaseException:
+            with torch.no_grad():
+                for bn, (mean, var, tracked) in zip(norms, saved):
+                    bn.running_mean.copy_(mean)  # type: ignore[union-attr]
+                    bn.running_var.copy_(var)  # type: ignore[union-attr]
+                    if tracked is not None and bn.num_batches_tracked is not None:
+                        bn.num_batches_tracked.copy_(tracked)
+            raise
+        finally:
+            for bn, momentum in zip(norms, momenta):
+                bn.momentum = momentum
+            self.model.train()  # as evaluate() leaves it
+        total = reduce_sums(torch.tensor(float(samples), dtype=torch.float64, device=self.device))
+        return RecalibrationStats(modules=len(norms), samples=int(total.item()), seconds=time.perf_counter() - start)

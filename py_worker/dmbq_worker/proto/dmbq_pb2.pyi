@@ -60,7 +60,7 @@ ERROR_CODE_INTERNAL: ErrorCode
 ERROR_CODE_CHECKPOINT: ErrorCode
 
 class Request(_message.Message):
-    __slots__ = ("id", "hello", "configure", "run", "update_scheme", "evaluate", "save_checkpoint", "load_checkpoint", "shutdown", "echo", "cancel")
+    __slots__ = ("id", "hello", "configure", "run", "update_scheme", "evaluate", "save_checkpoint", "load_checkpoint", "shutdown", "echo", "cancel", "recalibrate_batch_norm")
     ID_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CONFIGURE_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class Request(_message.Message):
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     ECHO_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    RECALIBRATE_BATCH_NORM_FIELD_NUMBER: _ClassVar[int]
     id: int
     hello: Hello
     configure: Configure
@@ -83,10 +84,11 @@ class Request(_message.Message):
     shutdown: Shutdown
     echo: Echo
     cancel: Cancel
-    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., update_scheme: _Optional[_Union[UpdateScheme, _Mapping]] = ..., evaluate: _Optional[_Union[Evaluate, _Mapping]] = ..., save_checkpoint: _Optional[_Union[SaveCheckpoint, _Mapping]] = ..., load_checkpoint: _Optional[_Union[LoadCheckpoint, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., echo: _Optional[_Union[Echo, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ...) -> None: ...
+    recalibrate_batch_norm: RecalibrateBatchNorm
+    def __init__(self, id: _Optional[int] = ..., hello: _Optional[_Union[Hello, _Mapping]] = ..., configure: _Optional[_Union[Configure, _Mapping]] = ..., run: _Optional[_Union[Run, _Mapping]] = ..., update_scheme: _Optional[_Union[UpdateScheme, _Mapping]] = ..., evaluate: _Optional[_Union[Evaluate, _Mapping]] = ..., save_checkpoint: _Optional[_Union[SaveCheckpoint, _Mapping]] = ..., load_checkpoint: _Optional[_Union[LoadCheckpoint, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ..., echo: _Optional[_Union[Echo, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., recalibrate_batch_norm: _Optional[_Union[RecalibrateBatchNorm, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("id", "final", "hello", "configured", "progress", "epoch_result", "scheme_applied", "eval_result", "checkpoint_saved", "checkpoint_loaded", "shutdown", "echo", "cancelled", "error")
+    __slots__ = ("id", "final", "hello", "configured", "progress", "epoch_result", "scheme_applied", "eval_result", "checkpoint_saved", "checkpoint_loaded", "shutdown", "echo", "cancelled", "error", "batch_norm_recalibrated")
     ID_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     HELLO_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +103,7 @@ class Response(_message.Message):
     ECHO_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    BATCH_NORM_RECALIBRATED_FIELD_NUMBER: _ClassVar[int]
     id: int
     final: bool
     hello: HelloReply
@@ -115,7 +118,8 @@ class Response(_message.Message):
     echo: EchoReply
     cancelled: Cancelled
     error: Error
-    def __init__(self, id: _Optional[int] = ..., final: _Optional[bool] = ..., hello: _Optional[_Union[HelloReply, _Mapping]] = ..., configured: _Optional[_Union[Configured, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., epoch_result: _Optional[_Union[EpochResult, _Mapping]] = ..., scheme_applied: _Optional[_Union[SchemeApplied, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., checkpoint_saved: _Optional[_Union[CheckpointSaved, _Mapping]] = ..., checkpoint_loaded: _Optional[_Union[CheckpointLoaded, _Mapping]] = ..., shutdown: _Optional[_Union[ShutdownAck, _Mapping]] = ..., echo: _Optional[_Union[EchoReply, _Mapping]] = ..., cancelled: _Optional[_Union[Cancelled, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    batch_norm_recalibrated: BatchNormRecalibrated
+    def __init__(self, id: _Optional[int] = ..., final: _Optional[bool] = ..., hello: _Optional[_Union[HelloReply, _Mapping]] = ..., configured: _Optional[_Union[Configured, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., epoch_result: _Optional[_Union[EpochResult, _Mapping]] = ..., scheme_applied: _Optional[_Union[SchemeApplied, _Mapping]] = ..., eval_result: _Optional[_Union[EvalResult, _Mapping]] = ..., checkpoint_saved: _Optional[_Union[CheckpointSaved, _Mapping]] = ..., checkpoint_loaded: _Optional[_Union[CheckpointLoaded, _Mapping]] = ..., shutdown: _Optional[_Union[ShutdownAck, _Mapping]] = ..., echo: _Optional[_Union[EchoReply, _Mapping]] = ..., cancelled: _Optional[_Union[Cancelled, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., batch_norm_recalibrated: _Optional[_Union[BatchNormRecalibrated, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol_version", "client")
@@ -470,6 +474,22 @@ class EvalResult(_message.Message):
     samples: int
     seconds: float
     def __init__(self, loss: _Optional[float] = ..., top1: _Optional[float] = ..., top5: _Optional[float] = ..., samples: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class RecalibrateBatchNorm(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: int
+    def __init__(self, batches: _Optional[int] = ...) -> None: ...
+
+class BatchNormRecalibrated(_message.Message):
+    __slots__ = ("modules", "samples", "seconds")
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    modules: int
+    samples: int
+    seconds: float
+    def __init__(self, modules: _Optional[int] = ..., samples: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class SaveCheckpoint(_message.Message):
     __slots__ = ("path", "extra")

@@ -218,6 +218,9 @@ class RequestLoop:
             return pb.Response(id=rid, final=True, epoch_result=result)
         if kind == "evaluate":
             return pb.Response(id=rid, final=True, eval_result=service.evaluate(request.evaluate, ctx))
+        if kind == "recalibrate_batch_norm":
+            return pb.Response(id=rid, final=True, batch_norm_recalibrated=service.recalibrate_batch_norm(
+                request.recalibrate_batch_norm, ctx))
         if kind == "save_checkpoint":
             return pb.Response(id=rid, final=True, checkpoint_saved=service.save_checkpoint(request.save_checkpoint, ctx))
         if kind == "load_checkpoint":
