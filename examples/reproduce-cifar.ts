@@ -25,7 +25,7 @@
 //        [--keep-weight-bits]   (a row started with --start-from keeps the weight widths its FROM row ended with;
 //                                LBA then moves the activations only: init.keepWeightBits)
 //        [--recalibrate-bn N]   (quantized rows recompute their BatchNorm statistics after the last epoch over N
-//                                un-augmented training batches, 0: all, and score again: recalibrateBatchNorm)
+//                                training batches as training draws them, 0: an epoch, and score again)
 //        [--timing [--timing-epochs 4] [--timing-ramp 1]]
 //   (or npx tsx examples/reproduce-cifar.ts ... on a machine with the dev dependencies)
 //

@@ -92,7 +92,7 @@ describe("experiment lifecycle (real worker, digits)", function () {
   });
 
   it("a W2/A2 run keeps the weight widths its W2/A32 run ended with, and one that recalibrates BatchNorm scores and exports with the new statistics", async () => {
-    const dataset = { name: "digits" as const, trainLimit: 512, evalBatchSize: 128 };
+    const dataset = { name: "digits" as const, trainLimit: 512 };
     const w2 = await Experiment.start({ ...base, name: "keep-w2a32", dataset, epochs: 3, quant: { weightBits: 2, actBits: 32, granularity: "CP", minBits: 0 } });
     await w2.result;
     const ended = allocations(w2.dir).at(-1)!;
@@ -113,7 +113,7 @@ describe("experiment lifecycle (real worker, digits)", function () {
 
     const rec = res.batchNormRecalibration!;
     assert.ok(rec, "result.batchNormRecalibration");
-    assert.equal(rec.samples, 512); // 4 full batches of 128
+    assert.equal(rec.samples, 512); // one epoch of training batches
     assert.equal(rec.modules, 3); // digits_cnn: a BatchNorm after each of its three convs
     assert.equal(res.top1, rec.top1);
     assert.equal(rec.top1Before, metrics(run.dir).at(-1)!.testAccuracy * 100);

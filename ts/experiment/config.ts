@@ -78,9 +78,9 @@ export interface ExperimentConfig {
    *  started, give its rank-0 endpoint as worker.endpoint instead. */
   workers?: { gpus: number };
   /** After the last epoch, recompute every BatchNorm's running statistics for the final weights over `batches`
-   *  un-augmented training batches (0 or absent: the whole split), then evaluate again: `top1` is that score and
-   *  `batchNormRecalibration.top1Before` the last epoch's. Training's statistics average the last ~20 steps, over
-   *  which low-bit weights still flip between levels. Not part of the paper's method. */
+   *  training batches as training draws them (augmented; 0 or absent: a whole epoch), then evaluate again: `top1` is
+   *  that score and `batchNormRecalibration.top1Before` the last epoch's. Training's statistics average the last ~20
+   *  steps, over which low-bit weights still flip between levels. Not part of the paper's method. */
   recalibrateBatchNorm?: { batches?: number };
   /** Checkpoint every N epochs (default 1) and keep the last K (default 2). */
   checkpointEvery?: number;

@@ -8,18 +8,19 @@ graph's static input). The eager path is the same step body, and is what CPU run
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import _dynamo as dynamo
 from torch import nn
 from torch.nn import functional as F
 
 from dmbq_worker.distributed.parallel import data_parallel, reduce_sums, reduce_train_metrics
-from dmbq_worker.distributed.runtime import world_size
 from dmbq_worker.engine.data import Batch, DataSource
 from dmbq_worker.engine.distill import Distiller
 from dmbq_worker.engine.operand_cast import OperandCast, operand_cast_enabled
@@ -415,30 +416,36 @@ class Trainer:
     def recalibrate_batchnorm(self, batches: int = 0) -> RecalibrationStats:
         """Every BatchNorm's running statistics recomputed for the weights as they are now (RecalibrateBatchNorm):
         the model as evaluate() runs it (eval mode, exact fp32) but BatchNorm in train mode with a cumulative average,
-        over the first `batches` (0: all) full un-augmented training batches of the eval batch size."""
+        over the first `batches` (0: the whole epoch, drop-last) training batches as training draws them: augmented,
+        of the training batch size, in the order and with the augmentation draws of epoch `self.epoch` (the one after
+        the last epoch trained: fixed by the seed, never trained on). Augmented, not the plain images: the layers
+        after each BatchNorm were trained under the statistics of augmented images, and un-augmented statistics (even
+        the test images' own) cost the FP ResNet-20 3.7 points. In a job each rank forwards its slice of every global
+        batch and global-batch BatchNorm reduces over all of them, as in training, so every rank runs as many
+        forwards. No training state moves: the order and the tensor sources' draws come from generators seeded from
+        (seed, epoch), and the global RNGs a data source draws from (the image folder's loader and crops) are put
+        back."""
         start = time.perf_counter()
         norms = _running_batchnorms(self.model)  # the student's only: a distillation teacher keeps its own
         if not norms:
             return RecalibrationStats(modules=0, samples=0, seconds=time.perf_counter() - start)
-        size = self.opts.eval_batch_size
-        full = self.data.train_size // size
-        # a short last batch would weigh as much as a full one in the cumulative average: left out, unless alone
-        wanted = full or 1
-        if batches > 0:
-            wanted = min(wanted, batches)
-        # the ranks take the batches round-robin, and global-batch BatchNorm all-reduces in every forward:
-        # every rank must run as many forwards as the others
-        world = world_size()
-        count = wanted - wanted % world
-        if count == 0:
-            raise invalid("recalibrate_batch_norm.batches",
-                          f"{wanted} training batch(es) of {size} cannot be shared evenly over {world} ranks (each "
-                          f"rank must run as many as the others, since BatchNorm reduces its statistics over all of "
-                          f"them): ask for at least {world}, from a training split of at least {world * size} images")
+        size = self.opts.batch_size
+        full = self.data.train_size // size  # drop-last, as training: a short batch would weigh as much as a full one
+        if full == 0:  # the Trainer refuses such a split already; said here too, before anything changes
+            raise invalid("dataset.batch_size",
+                          f"the {self.data.train_size} training images hold no batch of {size} (training batches are "
+                          f"drop-last), so there is no training batch to recalibrate BatchNorm over")
+        count = full if batches <= 0 else min(full, batches)
+        epoch = self.epoch
+        order = self.epoch_order(epoch)
         momenta = [bn.momentum for bn in norms]
         # the old statistics come back if a forward fails (a half-computed average would be worse than either)
         saved = [(bn.running_mean.clone(), bn.running_var.clone(),  # type: ignore[union-attr]
                   None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone()) for bn in norms]
+        # the shared generators a data source may draw from (the image folder: its DataLoader's base seed from
+        # torch's, its crops and flips from numpy's): the next epoch's training must draw as if this had not run
+        torch_rng = torch.get_rng_state()
+        numpy_rng = np.random.get_state()
         samples = 0
         # the quantizers and every other layer as at evaluation (no clip initialisation, no statistics collection)
         self.model.eval()
@@ -449,9 +456,8 @@ class Trainer:
                 bn.train()
             # fp32 without TF32, as evaluated and exported: the statistics of the model that is scored
             with torch.no_grad(), exact_fp32():
-                for i, (x, _) in enumerate(self.data.eval_batches("train", size)):  # this rank's batches
-                    if i >= count // world:
-                        break
+                # this rank's slice of each global batch; the model itself, not DDP (no buffer broadcast per forward)
+                for x, _ in itertools.islice(self.data.train_batches(order, 0, size, epoch), count):
                     self.model(x)
                     samples += int(x.shape[0])
         except BaseException:
@@ -466,5 +472,7 @@ class Trainer:
             for bn, momentum in zip(norms, momenta):
                 bn.momentum = momentum
             self.model.train()  # as evaluate() leaves it
+            torch.set_rng_state(torch_rng)
+            np.random.set_state(numpy_rng)
         total = reduce_sums(torch.tensor(float(samples), dtype=torch.float64, device=self.device))
         return RecalibrationStats(modules=len(norms), samples=int(total.item()), seconds=time.perf_counter() - start)

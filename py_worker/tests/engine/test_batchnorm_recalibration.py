@@ -1,36 +1,43 @@
-"""RecalibrateBatchNorm: every BatchNorm's running statistics recomputed for the current (quantized) weights over
-un-augmented training batches, each weighing the same; nothing else of the model or the training state moves."""
+"""RecalibrateBatchNorm: every BatchNorm's running statistics recomputed for the current (quantized) weights over the
+training batches as training draws them (augmented, the training batch size, the order and draws of the epoch after
+the last one trained), each weighing the same; nothing else of the model or the training state moves."""
 
 from __future__ import annotations
 
 import copy
+import pickle
 from collections import deque
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from dmbq_worker.engine import trainer as trainer_module
 from dmbq_worker.engine.service import Session, TrainingService
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.server.loop import RequestLoop
 from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
 
-EVAL_BATCH = 64
-TRAIN = 4 * EVAL_BATCH + 32  # four full eval batches and a short one, which recalibration leaves out
+BATCH = 32
+EVAL_BATCH = 64  # not the training batch size: a recalibration over eval-size batches would show
+STEPS_PER_EPOCH = 5
+TRAIN = STEPS_PER_EPOCH * BATCH + 16  # five training batches and 16 images that no batch takes (drop-last)
+TRAINED_STEPS = STEPS_PER_EPOCH + 2  # the trainer stands inside epoch 1, two steps in
 GARBAGE_MEAN, GARBAGE_VAR = 7.0, 123.0
 
 
 def _configure(**kw: Any) -> pb.Configure:
-    # augmented training batches: a recalibration over augmented images would not match the reference
-    req = configure_request("digits", train_limit=TRAIN, test_limit=64, batch_size=32, augment=True, seed=5, **kw)
+    # augmented training batches (a 1-pixel shift and crop): they differ from the plain images
+    req = configure_request("digits", train_limit=TRAIN, test_limit=64, batch_size=BATCH, augment=True, seed=5, **kw)
     req.dataset.eval_batch_size = EVAL_BATCH
     return req
 
 
-def _trained(quantized: bool, steps: int = 5, req: pb.Configure | None = None) -> tuple[TrainingService, Session]:
+def _trained(quantized: bool, steps: int = TRAINED_STEPS,
+             req: pb.Configure | None = None) -> tuple[TrainingService, Session]:
     svc, ctx = TrainingService(), RecordingContext()
     cfg = svc.configure(req or _configure(), ctx)
     if quantized:
@@ -54,10 +61,14 @@ def _spoil(model: nn.Module) -> None:
             bn.num_batches_tracked.fill_(999)  # type: ignore[union-attr]
 
 
-def _train_batches(session: Session, count: int) -> list[torch.Tensor]:
-    """The first `count` un-augmented training batches of the eval batch size."""
-    xs = [x for x, _ in session.data.eval_batches("train", EVAL_BATCH)][:count]
-    assert all(x.shape[0] == EVAL_BATCH for x in xs)
+def _train_batches(session: Session, count: int = STEPS_PER_EPOCH, *, epoch: int | None = None,
+                   start: int = 0, batch_size: int = BATCH) -> list[torch.Tensor]:
+    """The first `count` training batches of `epoch` (the trainer's epoch: the one after the last trained) as
+    training draws them, from batch `start` on."""
+    e = session.trainer.epoch if epoch is None else epoch
+    batches = session.data.train_batches(session.trainer.epoch_order(e), start, batch_size, e)
+    xs = [x for x, _ in batches][:count]
+    assert xs and all(x.shape[0] == batch_size for x in xs)
     return xs
 
 
@@ -93,24 +104,26 @@ def _first_norm_by_hand(model: nn.Module, batches: list[torch.Tensor]) -> tuple[
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["fp", "w2a2"])
-def test_the_statistics_are_those_of_the_current_weights_over_unaugmented_batches(quantized: bool) -> None:
+def test_the_statistics_are_those_of_the_current_weights_over_the_next_epochs_training_batches(
+        quantized: bool) -> None:
     svc, session = _trained(quantized)
+    assert (session.trainer.epoch, session.trainer.step_in_epoch) == (1, 2)
     _spoil(session.model)
-    batches = _train_batches(session, 4)
+    batches = _train_batches(session)  # epoch 1 from its start, not from the trainer's position in it
     expected = _reference(session.model, batches)
     first_mean, first_var = _first_norm_by_hand(session.model, batches)
     reply = svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(batches=0), RecordingContext())
-    assert (reply.modules, reply.samples) == (3, 4 * EVAL_BATCH)  # the short fifth batch is left out
+    assert (reply.modules, reply.samples) == (3, STEPS_PER_EPOCH * BATCH)  # the whole epoch, drop-last
     assert reply.seconds >= 0
     for name, bn in _norms(session.model):
         mean, var = expected[name]
         assert torch.equal(bn.running_mean, mean), name  # type: ignore[arg-type]
         assert torch.equal(bn.running_var, var), name  # type: ignore[arg-type]
-        assert int(bn.num_batches_tracked) == 4, name  # type: ignore[arg-type]
+        assert int(bn.num_batches_tracked) == STEPS_PER_EPOCH, name  # type: ignore[arg-type]
     first = _norms(session.model)[0][1]
     torch.testing.assert_close(first.running_mean, first_mean, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(first.running_var, first_var, rtol=1e-5, atol=1e-6)
-    # the reference is sensitive to what is checked: a momentum left at 0.1, or the last batch alone, differ
+    # the reference is sensitive to what is checked: a momentum left at 0.1 (the last batches weigh most) differs
     momentum = copy.deepcopy(session.model)
     _spoil(momentum)
     with torch.no_grad():
@@ -124,19 +137,32 @@ def test_the_statistics_are_those_of_the_current_weights_over_unaugmented_batche
     assert not torch.allclose(_norms(momentum)[0][1].running_var, first_var, rtol=1e-3)  # type: ignore[arg-type]
 
 
-def test_the_augmented_batches_would_give_other_statistics() -> None:
-    """The training batches are augmented (a 1-pixel shift): statistics over them differ from the recalibrated ones,
-    so the equality above does check that recalibration reads the un-augmented split."""
+def test_other_batches_would_give_other_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The equality above does check which batches recalibration reads: the plain images (in the split's order, or
+    in the epoch's order), another epoch's order and draws, batches of the eval batch size, or the epoch from the
+    trainer's position in it each give other statistics."""
     svc, session = _trained(False)
-    svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
     trainer = session.trainer
-    order = torch.arange(session.data.train_size)
-    augmented = [x for x, _ in session.data.train_batches(order, 0, EVAL_BATCH, trainer.epoch)][:4]
-    plain = _train_batches(session, 4)
-    assert not torch.equal(torch.cat(augmented), torch.cat(plain))
-    other = _reference(session.model, augmented)
-    name, first = _norms(session.model)[0]
-    assert not torch.allclose(other[name][1], first.running_var, rtol=1e-4)  # type: ignore[arg-type]
+    svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
+    got = {n: bn.running_var.clone() for n, bn in _norms(session.model)}  # type: ignore[union-attr]
+    chosen = torch.cat(_train_batches(session))
+    plain_split = [x for x, _ in session.data.eval_batches("train", BATCH)][:STEPS_PER_EPOCH]
+    with monkeypatch.context() as m:
+        m.setattr(session.data, "augment", False)
+        plain_epoch = _train_batches(session)  # the same images in the same order, not augmented
+    others = {
+        "plain images, the split's order": plain_split,
+        "plain images, the epoch's order": plain_epoch,
+        "the epoch trained last": _train_batches(session, epoch=trainer.epoch - 1),
+        "the epoch after": _train_batches(session, epoch=trainer.epoch + 1),
+        "eval-size batches": _train_batches(session, TRAIN // EVAL_BATCH, batch_size=EVAL_BATCH),
+        "from the trainer's position": _train_batches(session, start=trainer.step_in_epoch),
+    }
+    for what, batches in others.items():
+        if batches[0].shape == chosen[:BATCH].shape and len(batches) == STEPS_PER_EPOCH:
+            assert not torch.equal(torch.cat(batches), chosen), what
+        other = _reference(session.model, batches)
+        assert any(not torch.allclose(other[n][1], got[n], rtol=1e-4) for n in got), what
 
 
 def _snapshot(session: Session) -> dict[str, Any]:
@@ -145,9 +171,11 @@ def _snapshot(session: Session) -> dict[str, Any]:
     return {
         "state": {k: v.clone() for k, v in model.state_dict().items() if k not in bn_keys},
         "optimizer": copy.deepcopy(session.optimizer.torch_optimizer.state_dict()),
-        "trainer": copy.deepcopy(trainer.state_dict()),
+        "trainer": copy.deepcopy(trainer.state_dict()),  # epoch, step in epoch, global step, torch's RNG
+        "batches": trainer._batches,  # the epoch's batch iterator training takes its next batch from: the same one
         "step_counter": trainer._step_counter.clone(),
-        "rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": pickle.dumps(np.random.get_state()),
         "momenta": [bn.momentum for _, bn in _norms(model)],
         "training": [m.training for m in model.modules()],
         "clip_pending": [r.module.act_quant.init_clip_pending for r in session.refs],
@@ -171,11 +199,20 @@ def _assert_same(before: Any, after: Any, where: str = "") -> None:
         assert before == after, where
 
 
+def _trained_state(session: Session) -> dict[str, Any]:
+    """What training produces, outside the running statistics (which a recalibration is meant to change)."""
+    snap = _snapshot(session)
+    return {k: snap[k] for k in ("state", "optimizer", "trainer", "step_counter")}
+
+
 @pytest.mark.parametrize("quantized", [False, True], ids=["fp", "w2a2"])
 def test_nothing_but_the_running_statistics_changes(quantized: bool) -> None:
     svc, session = _trained(quantized)
-    for _, bn in _norms(session.model):
-        bn.momentum = 0.25  # not the default: restored, not reset
+    twin_svc, twin = _trained(quantized)  # the same run, never recalibrated
+    assert session.trainer._batches is not None  # mid-epoch: training has its batch iterator open
+    for s in (session, twin):
+        for _, bn in _norms(s.model):
+            bn.momentum = 0.25  # not the default: restored, not reset
     _spoil(session.model)
     storage = [(bn.running_mean.data_ptr(), bn.running_var.data_ptr()) for _, bn in _norms(session.model)]  # type: ignore[union-attr]
     before = _snapshot(session)
@@ -185,8 +222,68 @@ def test_nothing_but_the_running_statistics_changes(quantized: bool) -> None:
     # in place: a captured training step reads these very buffers
     assert storage == [(bn.running_mean.data_ptr(), bn.running_var.data_ptr()) for _, bn in _norms(session.model)]  # type: ignore[union-attr]
     assert all(float(bn.running_var.min()) < GARBAGE_VAR for _, bn in _norms(session.model))  # type: ignore[union-attr]
-    # and training goes on from there
-    assert isinstance(svc.run(pb.Run(steps=2), RecordingContext()), pb.EpochResult)
+    # and training goes on from there as if nothing had run: the same batches, across the epoch's end
+    for s in (svc, twin_svc):
+        assert isinstance(s.run(pb.Run(steps=STEPS_PER_EPOCH), RecordingContext()), pb.EpochResult)
+    _assert_same(_trained_state(twin), _trained_state(session))
+
+
+def test_a_failed_forward_puts_the_old_statistics_back() -> None:
+    svc, session = _trained(True)
+    _spoil(session.model)
+    before_state = {k: v.clone() for k, v in session.model.state_dict().items()}
+    before = _snapshot(session)
+    last = _norms(session.model)[-1][1]
+    calls = 0
+
+    def fail_on_the_third(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("a forward fails")
+
+    handle = last.register_forward_hook(fail_on_the_third)
+    try:
+        with pytest.raises(RuntimeError, match="a forward fails"):
+            svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
+    finally:
+        handle.remove()
+    assert calls == 3  # two batches went into the statistics before the failure
+    _assert_same(before_state, session.model.state_dict())  # the running statistics too
+    _assert_same(before, _snapshot(session))
+
+
+def _image_folder(root: Path) -> None:
+    image_mod = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        for cls in ("cat", "dog"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                image_mod.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def test_a_source_that_draws_from_the_shared_generators_leaves_them_as_they_were(tmp_path: Path) -> None:
+    """The image folder crops and flips with numpy's global generator and seeds its loader from torch's: reading an
+    epoch moves both, and recalibration puts them back, so the next epoch trains on the draws it would have had."""
+    _image_folder(tmp_path)
+    req = configure_request("imagefolder", path=str(tmp_path), model="resnet20", batch_size=4, seed=2)
+    req.dataset.image_size = 16
+    svc, session = _trained(False, steps=2, req=req)
+    trainer = session.trainer
+    torch_rng, numpy_rng = torch.get_rng_state(), pickle.dumps(np.random.get_state())
+    list(session.data.train_batches(trainer.epoch_order(trainer.epoch), 0, 4, trainer.epoch))
+    assert not torch.equal(torch_rng, torch.get_rng_state())  # the test is sensitive: reading an epoch moves both
+    assert numpy_rng != pickle.dumps(np.random.get_state())
+    torch.set_rng_state(torch_rng)
+    np.random.set_state(pickle.loads(numpy_rng))
+    _spoil(session.model)
+    before = _snapshot(session)
+    reply = svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
+    assert reply.modules == len(_norms(session.model)) > 0 and reply.samples == 12  # three batches of 4
+    _assert_same(before, _snapshot(session))
+    assert all(float(bn.running_var.min()) < GARBAGE_VAR for _, bn in _norms(session.model))  # type: ignore[union-attr]
 
 
 def test_a_pending_clip_initialisation_stays_pending() -> None:
@@ -202,25 +299,18 @@ def test_a_pending_clip_initialisation_stays_pending() -> None:
     _assert_same(before, _snapshot(session))
 
 
-def test_batches_limits_the_count_and_more_than_there_are_takes_all() -> None:
+def test_batches_limits_the_count_and_more_than_the_epoch_holds_takes_the_epoch() -> None:
     svc, session = _trained(True)
     expected = _reference(session.model, _train_batches(session, 2))
     reply = svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(batches=2), RecordingContext())
-    assert (reply.modules, reply.samples) == (3, 2 * EVAL_BATCH)
+    assert (reply.modules, reply.samples) == (3, 2 * BATCH)
     for name, bn in _norms(session.model):
         assert int(bn.num_batches_tracked) == 2, name  # type: ignore[arg-type]
         assert torch.equal(bn.running_mean, expected[name][0]), name  # type: ignore[arg-type]
         assert torch.equal(bn.running_var, expected[name][1]), name  # type: ignore[arg-type]
     reply = svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(batches=50), RecordingContext())
-    assert reply.samples == 4 * EVAL_BATCH
-
-
-def test_a_split_shorter_than_one_batch_uses_its_only_batch() -> None:
-    req = _configure()
-    req.dataset.eval_batch_size = 512  # more than the 288 training images
-    svc, _ = _trained(False, steps=1, req=req)
-    reply = svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
-    assert (reply.modules, reply.samples) == (3, TRAIN)
+    assert reply.samples == STEPS_PER_EPOCH * BATCH
+    assert all(int(bn.num_batches_tracked) == STEPS_PER_EPOCH for _, bn in _norms(session.model))  # type: ignore[arg-type]
 
 
 def test_a_model_without_batchnorm_changes_nothing() -> None:
@@ -233,16 +323,26 @@ def test_a_model_without_batchnorm_changes_nothing() -> None:
     _assert_same(before, _snapshot(session))
 
 
-def test_a_job_whose_batches_cannot_be_shared_evenly_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+def _assert_refused(error: WorkerError | pb.Error) -> None:
+    assert error.code == pb.ERROR_CODE_INVALID_ARGUMENT
+    assert error.field == "dataset.batch_size"
+    assert f"{BATCH - 1} training images hold no batch of {BATCH}" in error.message, error.message
+
+
+def test_a_training_split_smaller_than_one_batch_is_refused_before_anything_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configure refuses such a split already (the Trainer does); recalibration says so too rather than averaging
+    over no batch."""
     svc, session = _trained(False, steps=1)
+    _spoil(session.model)
     before = {k: v.clone() for k, v in session.model.state_dict().items()}
-    monkeypatch.setattr(trainer_module, "world_size", lambda: 2)  # as one rank of a 2-rank job
+    snap = _snapshot(session)
+    monkeypatch.setattr(session.data, "train_size", BATCH - 1)
     with pytest.raises(WorkerError) as err:
-        svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(batches=1), RecordingContext())
-    assert err.value.code == pb.ERROR_CODE_INVALID_ARGUMENT
-    assert err.value.field == "recalibrate_batch_norm.batches" and "2 ranks" in err.value.message
+        svc.recalibrate_batch_norm(pb.RecalibrateBatchNorm(), RecordingContext())
+    _assert_refused(err.value)
     _assert_same(before, session.model.state_dict())
-    assert session.model.training
+    _assert_same(snap, _snapshot(session))
 
 
 class _ScriptedChannel:
@@ -280,12 +380,12 @@ def test_the_request_loop_serves_it(monkeypatch: pytest.MonkeyPatch) -> None:
     assert by_id[2].WhichOneof("body") == "configured"
     done = by_id[3]
     assert done.WhichOneof("body") == "batch_norm_recalibrated"
-    assert (done.batch_norm_recalibrated.modules, done.batch_norm_recalibrated.samples) == (3, 3 * EVAL_BATCH)
-    # the same session as one rank of a 2-rank job: one batch cannot be shared, and the error names the field
-    monkeypatch.setattr(trainer_module, "world_size", lambda: 2)
-    channel = _ScriptedChannel([pb.Request(id=4, recalibrate_batch_norm=pb.RecalibrateBatchNorm(batches=1))])
+    assert (done.batch_norm_recalibrated.modules, done.batch_norm_recalibrated.samples) == (3, 3 * BATCH)
+    # the same session with a training split smaller than one batch: an error reply that names the field
+    assert svc._session is not None
+    monkeypatch.setattr(svc._session.data, "train_size", BATCH - 1)
+    channel = _ScriptedChannel([pb.Request(id=4, recalibrate_batch_norm=pb.RecalibrateBatchNorm())])
     RequestLoop(channel, lambda: svc).serve()
     [refused] = channel.replies
     assert refused.id == 4 and refused.final and refused.WhichOneof("body") == "error"
-    assert refused.error.code == pb.ERROR_CODE_INVALID_ARGUMENT
-    assert refused.error.field == "recalibrate_batch_norm.batches"
+    _assert_refused(refused.error)
