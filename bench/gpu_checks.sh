@@ -12,7 +12,8 @@
 #   fp-step           where the FP step's time goes (bench/fp_step_parts.py: the one-launch operand cast off, no
 #                     metrics, cudnn.benchmark off, and the eager FP step's kernel list) and the graph path's table with
 #                     DMBQ_OPERAND_CAST=0, against `engine`; CUDA only
-#   export            a short ResNet-20 W2/A2 run through the orchestrator, exported, reloaded on the GPU and the CPU
+#   export            a short ResNet-20 W2/A2 run through the orchestrator (BatchNorm recalibrated at its end),
+#                     exported, reloaded on the GPU and the CPU
 #                     (the reload must score what training scored, within 0.1 point)
 #   timing-compiled, timing-graph   the epoch-time ratios of issue 6 item 4 (compiled: opted in)
 #   ddp               2 GPUs vs 1 (bench/ddp_scaling.py), the job's step captured, then eager; needs 2 GPUs
@@ -76,7 +77,7 @@ for step in "${STEPS[@]}"; do
       fi ;;
     export)
       run train timeout 300 node dist/examples/reproduce-cifar.js --data "$CIFAR10_DIR" --runs "$WORK/runs" \
-        --rows r20-fp,r20-w2a2-cp --fp-epochs 3 --q-epochs 2 --precision $PREC --devices $NODE_DEV "${SMALL[@]}"
+        --rows r20-fp,r20-w2a2-cp --fp-epochs 3 --q-epochs 2 --recalibrate-bn 0 --precision $PREC --devices $NODE_DEV "${SMALL[@]}"
       for dev in $DEV cpu; do
         [ "$dev" = cpu ] && [ "$DEV" = cpu ] && [ -f "$WORK/reload-cpu.txt" ] && continue
         run "reload-$dev" timeout 300 "$PY" -m dmbq_worker.export --check "$WORK/runs/r20-w2a2-cp/model.dmbq" --evaluate \
