@@ -53,6 +53,14 @@ describe("report/buildReport (on the rendering fixture)", () => {
     assert.ok(sectionOf(html, "levels-acts").includes('data-bits="4"'));
   });
 
+  it("says when its top-1 comes after recalibrating BatchNorm, with the score as trained", async () => {
+    const { runDir } = await writeFixtureRun(join(root, "recalibrated"), { recalibratedTop1: 85.25 });
+    const summary = sectionOf(buildReport(await loadRun(runDir)), "summary");
+    assert.match(summary, /Top-1<\/th><td>85\.25 % <span class="muted">\(after recalibrating BatchNorm; 84\.90 % as trained, the curves' last epoch\)/);
+    const plain = sectionOf(buildReport(await loadRun((await writeFixtureRun(join(root, "plain"))).runDir)), "summary");
+    assert.doesNotMatch(plain, /recalibrating/);
+  });
+
   it("says a run is unfinished and still renders what it has", async () => {
     const { runDir } = await writeFixtureRun(join(root, "unfinished"), { finished: false, epochs: 4, fpReference: "config" });
     const html = buildReport(await loadRun(runDir));

@@ -104,6 +104,8 @@ export interface FixtureOptions {
   withFp?: boolean;
   /** How the FP run is referenced: result.fpRunDir (absolute), or config init.fromRun relative to the runs folder. */
   fpReference?: "result" | "config";
+  /** result.json records a BatchNorm recalibration: top1 becomes this, the last epoch's score its top1Before. */
+  recalibratedTop1?: number;
 }
 
 export interface FixtureRun {
@@ -172,6 +174,10 @@ export async function writeFixtureRun(root: string, options: FixtureOptions = {}
     if (withFp) {
       result.fpTop1 = 92.4;
       if (fpReference === "result") result.fpRunDir = fpDir;
+    }
+    if (options.recalibratedTop1 !== undefined) {
+      result.batchNormRecalibration = { top1Before: result.top1, top1: options.recalibratedTop1, samples: 49920, modules: 19 };
+      result.top1 = options.recalibratedTop1;
     }
     await writeFile(join(runDir, "result.json"), JSON.stringify(result));
   }

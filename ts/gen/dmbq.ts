@@ -400,7 +400,7 @@ export interface EvalResult {
  * running statistics are an average over the last ~20 steps of a network whose quantized weights still flip between
  * levels; these are the statistics of the final one. Not over un-augmented images: the layers after each BatchNorm
  * were trained under the statistics of augmented ones, and un-augmented statistics (even the test images' own) cost
- * the FP ResNet-20 3.7 points. Nothing else of the model or the training state changes.
+ * the FP ResNet-20 about 4 points. Nothing else of the model or the training state changes.
  */
 export interface RecalibrateBatchNorm {
   /** training batches from the epoch's start; 0: the whole epoch */

@@ -81,7 +81,8 @@ function summaryTable(s: RunSummary): string {
   const rows: Array<[string, string]> = [
     ["Model", s.model ? escapeXml(s.model) : fmt(undefined)],
     ["Dataset", s.dataset ? escapeXml(s.dataset) : fmt(undefined)],
-    ["Top-1", `${fmt(s.top1, 2, " %")}${s.finished ? "" : ' <span class="muted">(last recorded epoch)</span>'}`],
+    ["Top-1", `${fmt(s.top1, 2, " %")}${s.finished ? "" : ' <span class="muted">(last recorded epoch)</span>'}${
+      s.top1AsTrained !== undefined ? ` <span class="muted">(after recalibrating BatchNorm; ${fmt(s.top1AsTrained, 2, " %")} as trained, the curves' last epoch)</span>` : ""}`],
     ["Full-precision top-1", s.fpTop1 !== undefined ? `${fmt(s.fpTop1, 2, " %")}${signed(s.deltaTop1, " pts vs FP")}` : `<span class="muted">no full-precision run</span>`],
     ["Average bits (W / A)", `${fmt(s.avgWBits)} / ${fmt(s.avgABits)}`],
     [

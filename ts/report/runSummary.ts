@@ -11,6 +11,8 @@ export interface RunSummary {
   dataset?: string;
   finished: boolean;
   top1?: number; // percent
+  /** The last epoch's score when top1 comes after the BatchNorm statistics were recalibrated (recalibrateBatchNorm). */
+  top1AsTrained?: number; // percent
   fpTop1?: number; // percent
   deltaTop1?: number; // top1 - fpTop1, percentage points
   avgWBits?: number;
@@ -85,6 +87,8 @@ export function summarizeRun(run: LoadedRun): RunSummary {
   set("model", result?.model ?? nameLike(config, "model"));
   set("dataset", result?.dataset ?? nameLike(config, "dataset"));
   set("top1", top1);
+  const recalibration = result?.batchNormRecalibration;
+  if (recalibration && typeof recalibration.top1Before === "number") set("top1AsTrained", finiteOrUndefined(recalibration.top1Before));
   set("fpTop1", fpTop1);
   set("deltaTop1", top1 !== undefined && fpTop1 !== undefined ? top1 - fpTop1 : undefined);
   set("avgWBits", finiteOrUndefined(result?.avgWBits) ?? finiteOrUndefined(lastMetric?.avgWBits) ?? finiteOrUndefined(lastAllocation?.avgWBits));

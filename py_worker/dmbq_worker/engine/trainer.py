@@ -420,11 +420,11 @@ class Trainer:
         of the training batch size, in the order and with the augmentation draws of epoch `self.epoch` (the one after
         the last epoch trained: fixed by the seed, never trained on). Augmented, not the plain images: the layers
         after each BatchNorm were trained under the statistics of augmented images, and un-augmented statistics (even
-        the test images' own) cost the FP ResNet-20 3.7 points. In a job each rank forwards its slice of every global
-        batch and global-batch BatchNorm reduces over all of them, as in training, so every rank runs as many
-        forwards. No training state moves: the order and the tensor sources' draws come from generators seeded from
-        (seed, epoch), and the global RNGs a data source draws from (the image folder's loader and crops) are put
-        back."""
+        the test images' own) cost the FP ResNet-20 about 4 points (bench/bn_recalibration_probe.py). In a job each
+        rank forwards its slice of every global batch and global-batch BatchNorm reduces over all of them, as in
+        training, so every rank runs as many forwards. No training state moves: the order and the tensor sources'
+        draws come from generators seeded from (seed, epoch), and the global RNGs a data source draws from (the image
+        folder's loader and crops) are put back."""
         start = time.perf_counter()
         norms = _running_batchnorms(self.model)  # the student's only: a distillation teacher keeps its own
         if not norms:
