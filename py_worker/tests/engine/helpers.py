@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pytest
 import torch
 
 from dmbq_worker.engine.service import TrainingService
@@ -86,3 +89,16 @@ def fp_digits_checkpoint(path: str, steps: int) -> tuple[pb.Configured, dict[str
     weights = {k: v.detach().clone() for k, v in fp._session.model.state_dict().items() if "_quant." not in k}
     return cfg, weights
 
+
+def write_image_folder(root: Path, counts: dict[str, int], size: Callable[[int], tuple[int, int]]) -> None:
+    """An ImageFolder tree under `root`: for each split, classes cat and dog with `counts[split]` random RGB images,
+    the i-th of height x width `size(i)` (skips the test where Pillow is missing)."""
+    image_mod = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for split, n in counts.items():
+        for cls in ("cat", "dog"):
+            folder = root / split / cls
+            folder.mkdir(parents=True)
+            for i in range(n):
+                h, w = size(i)
+                image_mod.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i}.png")

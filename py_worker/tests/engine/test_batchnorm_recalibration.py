@@ -19,7 +19,7 @@ from dmbq_worker.engine.service import Session, TrainingService
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
 from dmbq_worker.server.loop import RequestLoop
-from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme, write_image_folder
 
 BATCH = 32
 EVAL_BATCH = 64  # not the training batch size: a recalibration over eval-size batches would show
@@ -254,14 +254,7 @@ def test_a_failed_forward_puts_the_old_statistics_back() -> None:
 
 
 def _image_folder(root: Path) -> None:
-    image_mod = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 2)):
-        for cls in ("cat", "dog"):
-            folder = root / split / cls
-            folder.mkdir(parents=True)
-            for i in range(n):
-                image_mod.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    write_image_folder(root, {"train": 6, "val": 2}, lambda i: (20 + i, 24))
 
 
 def test_a_source_that_draws_from_the_shared_generators_leaves_them_as_they_were(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from dmbq_worker.engine.data import (
 )
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
+from tests.engine.helpers import write_image_folder
 
 
 def write_tiny_cifar(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
@@ -160,15 +161,7 @@ def test_an_epoch_resumed_mid_way_sees_the_same_augmentation_and_the_next_epoch_
 
 
 def test_imagefolder_reads_class_folders_with_random_resized_crops(tmp_path: Path) -> None:
-    image_mod = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 3), ("val", 2)):
-        for cls in ("cat", "dog"):
-            folder = tmp_path / split / cls
-            folder.mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (40 + 7 * i, 50, 3), dtype=np.uint8)
-                image_mod.fromarray(pixels).save(folder / f"{i}.png")
+    write_image_folder(tmp_path, {"train": 3, "val": 2}, lambda i: (40 + 7 * i, 50))
     data = load_data(opts("imagefolder", str(tmp_path), image_size=32))
     assert (data.num_classes, data.train_size, data.test_size) == (2, 6, 4)
     x, y = next(data.train_batches(torch.arange(6), 0, 4, 0))
