@@ -220,6 +220,9 @@ describe("LBA start widths (a run going on from another's allocation)", () => {
     bad({ weight: { a: [2, 2, 2, 2], b: [2, 2], zz: [2] } }, W2A2, /start\.weight\.zz: no layer has this name/);
     bad({ act: { a: [2, 2], b: [2, 2, 2, 2] } }, cfgOf({ weightBudget: 2, actBudget: 32 }), /start\.act: this config keeps activations in full precision/);
     bad({ weight: { a: [2, 2, 2, 2], b: [2, 2] } }, { ...W2A2, pinned: { b: { weightBits: 3 } } }, /start\.weight\.b: the layer is pinned/);
+    bad({ weight: { a: [0, 4, 2, 2], b: [2, 2] } }, { ...W2A2, granularity: "LP" }, /start\.weight: LP keeps one width for layer a, but the given widths there are 0, 2, 4/);
+    bad({ weight: { a: [2, 2, 2, 2], b: [3, 3] } }, { ...W2A2, granularity: "GP" }, /start\.weight: GP keeps one width for every free layer, but the given widths there are 2, 3/);
+    assert.deepEqual(weightBitsOf(initialState(layers, { ...W2A2, granularity: "LP" }, { weight: { a: [2, 2, 2, 2], b: [1, 1] } }), "b"), [1, 1]);
   });
 });
 

@@ -1,6 +1,7 @@
 // The policy state: its start, its averages, its checks and its JSON form.
 import { BUDGET_TOLERANCE_BITS, EDGE_LAYER_BITS, FULL_PRECISION_BITS, MAX_QUANT_BITS, resolvePolicyConfig } from "./config.js";
 import { BIT_KINDS, channelCount, channelWeight, isFreeLayer, limitsOf, pinOf, weightedBits } from "./kinds.js";
+import { buildUnits } from "./units.js";
 import type { BitKind, CostHistory, LayerBits, LayerShape, PolicyConfig, PolicyState, ResolvedPolicyConfig, StartBits } from "./types.js";
 
 const ROLES = new Set(["first", "body", "last"]);
@@ -99,6 +100,14 @@ function checkStartBits(cfg: ResolvedPolicyConfig, layers: readonly LayerShape[]
         throw new Error(`${at}.${layer.name}[${i}]: ${String(b)} is outside this config's ${limits.minBits}..${limits.maxBits} bits`);
       }
     });
+  }
+  // LP and GP move whole layers, or every free channel, by one width: such a unit must start at one width too
+  for (const unit of buildUnits(cfg, layers, kind)) {
+    const seen = new Set(unit.runs.flatMap((r) => given[(layers[r.layer] as LayerShape).name]!.slice(r.from, r.to)));
+    if (seen.size > 1) {
+      const what = cfg.granularity === "LP" ? `layer ${(layers[unit.runs[0]!.layer] as LayerShape).name}` : "every free layer";
+      throw new Error(`${at}: ${cfg.granularity} keeps one width for ${what}, but the given widths there are ${[...seen].sort((a, b) => a - b).join(", ")}`);
+    }
   }
 }
 
