@@ -122,5 +122,17 @@ describe("experiment lifecycle (real worker, digits)", function () {
     // the final checkpoint holds the recalibrated statistics: the exported model scores as the result says
     const summary = await exportRun(run.dir, join(run.dir, "again.dmbq"), { evaluate: true });
     assert.ok(Math.abs(summary.reloadedTop1! - res.top1) <= 0.1, `reloaded ${summary.reloadedTop1} vs result ${res.top1} (before recalibration ${rec.top1Before})`);
+
+    // resumed to train one epoch more, it recalibrates at its new end: nothing of the old end is reported
+    const longer = await (await Experiment.resume(run.dir, { epochs: 3 })).result;
+    assert.equal(longer.epochs, 3);
+    assert.equal(longer.batchNormRecalibration!.top1Before, metrics(run.dir).at(-1)!.testAccuracy * 100);
+    assert.equal(longer.top1, longer.batchNormRecalibration!.top1);
+    // a finished run resumed with the recalibration newly asked for recalibrates without training
+    const w2Epochs = metrics(w2.dir).length;
+    const later = await (await Experiment.resume(w2.dir, { recalibrateBatchNorm: { batches: 2 } })).result;
+    assert.equal(metrics(w2.dir).length, w2Epochs, "no epoch trained");
+    assert.equal(later.batchNormRecalibration!.samples, 128); // 2 batches of 64
+    assert.equal(later.batchNormRecalibration!.top1Before, metrics(w2.dir).at(-1)!.testAccuracy * 100);
   });
 });

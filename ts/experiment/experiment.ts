@@ -263,7 +263,8 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     if (this.resumeFrom) {
       this.policy = this.resumeFrom.policy ? deserializeState(this.resumeFrom.policy) : undefined;
       startEpoch = this.resumeFrom.epoch;
-      this.recalibration = this.resumeFrom.batchNormRecalibration;
+      // kept only where the run ends there: a run resumed to train longer recalibrates (or not) at its new end
+      this.recalibration = startEpoch === cfg.epochs ? this.resumeFrom.batchNormRecalibration : undefined;
     } else if (pcfg) {
       this.policy = this.initialPolicy(pcfg);
     }
@@ -289,6 +290,12 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       if (this.policy && pcfg) await this.stepPolicy(pcfg, res, epoch);
       if (epoch === cfg.epochs && cfg.recalibrateBatchNorm) await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, record);
       if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fp.top1);
+    }
+    // a finished run resumed with recalibrateBatchNorm newly set: recalibrate its final weights now
+    const last = this.folder.epochs().at(-1);
+    if (cfg.recalibrateBatchNorm && !this.recalibration && !this.stopping && startEpoch === cfg.epochs && last?.epoch === cfg.epochs) {
+      await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, last);
+      await this.checkpoint(cfg.epochs, fp.top1);
     }
     return this.finish(fp);
   }
