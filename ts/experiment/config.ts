@@ -184,7 +184,7 @@ export function validateConfig(input: unknown): string[] {
   if (bn !== undefined) {
     if (typeof bn !== "object" || bn === null) p.push("recalibrateBatchNorm: expected an object, e.g. { batches: 0 }");
     else if (bn.batches !== undefined && (!isNum(bn.batches) || !Number.isInteger(bn.batches) || (bn.batches as number) < 0)) {
-      p.push(`recalibrateBatchNorm.batches: must be a non-negative integer (0: the whole training split), got ${JSON.stringify(bn.batches)}`);
+      p.push(`recalibrateBatchNorm.batches: must be a non-negative integer (0: one epoch of training batches), got ${JSON.stringify(bn.batches)}`);
     }
   }
   if (c.precision !== undefined && !["fp32", "bf16"].includes(c.precision as string)) p.push(`precision: ${JSON.stringify(c.precision)} is not fp32 or bf16`);
