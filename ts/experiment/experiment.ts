@@ -146,6 +146,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
   private wake: (() => void) | undefined;
   private ended = false;
   private startedAt = new Date().toISOString();
+  /** Held only at the run's end: set after the last epoch, or kept from the checkpoint of it on resume. */
   private recalibration: BatchNormRecalibration | undefined;
 
   private constructor(readonly config: ExperimentConfig, readonly dir: string, private readonly resumeFrom: CheckpointIndex | null) {
@@ -292,10 +293,12 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fp.top1);
     }
     // a finished run resumed with recalibrateBatchNorm newly set: recalibrate its final weights now
-    const last = this.folder.epochs().at(-1);
-    if (cfg.recalibrateBatchNorm && !this.recalibration && !this.stopping && startEpoch === cfg.epochs && last?.epoch === cfg.epochs) {
-      await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, last);
-      await this.checkpoint(cfg.epochs, fp.top1);
+    if (cfg.recalibrateBatchNorm && !this.recalibration && !this.stopping && startEpoch === cfg.epochs) {
+      const last = this.folder.epochs().at(-1);
+      if (last?.epoch === cfg.epochs) {
+        await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, last);
+        await this.checkpoint(cfg.epochs, fp.top1);
+      }
     }
     return this.finish(fp);
   }
@@ -465,7 +468,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const index: CheckpointIndex = {
       epoch, file, policy: this.policy ? serializeState(this.policy) : null, levels: this.tables?.record ?? null,
       ...(fpTop1 !== undefined ? { fpTop1 } : {}),
-      ...(this.recalibration && epoch === this.config.epochs ? { batchNormRecalibration: this.recalibration } : {}),
+      ...(this.recalibration ? { batchNormRecalibration: this.recalibration } : {}),
       savedAt: new Date().toISOString(),
     };
     await this.worker!.client.saveCheckpoint({ path: this.folder.path(file), extra: Buffer.from(JSON.stringify(index)) });
@@ -491,7 +494,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const avg = this.policy ? averageBits(this.policy, this.layers) : { weight: 32, act: 32 };
     const result: RunResult = {
       name: this.config.name, model: modelName(this.config), dataset: this.config.dataset.name,
-      top1: this.recalibration && last?.epoch === this.config.epochs ? this.recalibration.top1 : last ? last.testAccuracy * 100 : Number.NaN,
+      top1: this.recalibration ? this.recalibration.top1 : last ? last.testAccuracy * 100 : Number.NaN,
       ...(fp.top1 !== undefined ? { fpTop1: fp.top1 } : {}),
       avgWBits: avg.weight, avgABits: avg.act,
       sizeMb: size.totalBytes / 1e6, fpSizeMb: size.fpBytes / 1e6,
@@ -500,7 +503,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       device: this.worker?.hello.capabilities?.deviceName ? `${this.worker.hello.capabilities.deviceKind}: ${this.worker.hello.capabilities.deviceName}` : "unknown",
       startedAt: this.startedAt, finishedAt: new Date().toISOString(),
       ...(fp.dir ? { fpRunDir: fp.dir } : {}),
-      ...(this.recalibration && last?.epoch === this.config.epochs ? { batchNormRecalibration: this.recalibration } : {}),
+      ...(this.recalibration ? { batchNormRecalibration: this.recalibration } : {}),
     };
     if (!this.stopping) {
       this.folder.writeResult(result);

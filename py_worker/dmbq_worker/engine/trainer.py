@@ -101,8 +101,6 @@ class Trainer:
         weight_batcher: WeightBatcher | None = None,
     ) -> None:
         if data.train_size < opts.batch_size:
-            from dmbq_worker.errors import invalid
-
             raise invalid(
                 "dataset.batch_size",
                 f"{opts.batch_size} exceeds the {data.train_size} training samples (batches are drop-last)",
