@@ -289,11 +289,12 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
       this.bar.epochDone(record);
       this.publish({ type: "epoch", record });
       if (this.policy && pcfg) await this.stepPolicy(pcfg, res, epoch);
-      if (epoch === cfg.epochs && cfg.recalibrateBatchNorm) await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, record);
       if (epoch % (cfg.checkpointEvery ?? 1) === 0 || epoch === cfg.epochs) await this.checkpoint(epoch, fp.top1);
     }
-    // a finished run resumed with recalibrateBatchNorm newly set: recalibrate its final weights now
-    if (cfg.recalibrateBatchNorm && !this.recalibration && !this.stopping && startEpoch === cfg.epochs) {
+    // After the last epoch's checkpoint (a worker lost here loses no training: resume recalibrates), also for a
+    // finished run resumed with recalibrateBatchNorm newly set; the checkpoint is then written again with the
+    // recalibrated statistics.
+    if (cfg.recalibrateBatchNorm && !this.recalibration && !this.stopping) {
       const last = this.folder.epochs().at(-1);
       if (last?.epoch === cfg.epochs) {
         await this.recalibrateBatchNorm(cfg.recalibrateBatchNorm.batches ?? 0, last);
