@@ -1,5 +1,6 @@
 // What the experiment sends in Configure: the quantizer options reach the worker only when the config sets them.
 import assert from "node:assert/strict";
+import { WeightScale } from "../../ts/gen/dmbq.js";
 import { configureRequest } from "../../ts/experiment/experiment.js";
 import type { ExperimentConfig } from "../../ts/experiment/index.js";
 
@@ -8,7 +9,7 @@ const base: ExperimentConfig = { name: "c", model: "digits_cnn", dataset: { name
 describe("configureRequest", () => {
   it("sends quant.actClipLrScale as QuantOptions.actClipLrScale, the other options at the worker's defaults", () => {
     const req = configureRequest({ ...base, quant: { ...base.quant!, actClipLrScale: 0.1 } }, undefined, "");
-    assert.deepEqual(req.quant, { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0.1 });
+    assert.deepEqual(req.quant, { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0.1, weightScale: WeightScale.WEIGHT_SCALE_UNSPECIFIED });
   });
 
   it("sends no QuantOptions without it (the worker's defaults)", () => {

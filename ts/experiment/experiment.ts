@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Configure, Configured, EpochResult, LayerScheme, LayerStats, Progress, QuantScheme } from "../gen/dmbq.js";
-import { ActMode, ErrorCode, LayerRole } from "../gen/dmbq.js";
+import { ActMode, ErrorCode, LayerRole, WeightScale } from "../gen/dmbq.js";
 import {
   allocateBits, averageBits, deserializeState, initialState, serializeState,
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
@@ -83,8 +83,8 @@ export function configureRequest(config: ExperimentConfig, scheme: QuantScheme |
     schedule: { kind: config.schedule?.kind ?? "cosine", epochs: config.epochs, milestones: config.schedule?.milestones ?? [],
       gamma: config.schedule?.gamma ?? 0, warmupEpochs: config.schedule?.warmupEpochs ?? 0 },
     ...(scheme ? { scheme } : {}),
-    // zeros keep the worker's defaults (scale EMA 0.99, clips from the first batch, clip LR × 1)
-    ...(config.quant?.actClipLrScale !== undefined ? { quant: { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: config.quant.actClipLrScale } } : {}),
+    // zeros keep the worker's defaults (scale EMA 0.99, clips from the first batch, clip LR × 1, scales of mean|w|)
+    ...(config.quant?.actClipLrScale !== undefined ? { quant: { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: config.quant.actClipLrScale, weightScale: WeightScale.WEIGHT_SCALE_UNSPECIFIED } } : {}),
     seed: config.seed ?? 0,
     device: config.device ?? "auto",
     precision: config.precision ?? "fp32",

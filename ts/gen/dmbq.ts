@@ -28,6 +28,20 @@ export enum ProtocolVersion {
   UNRECOGNIZED = -1,
 }
 
+/**
+ * The per-output-channel statistic of the weights that the scale s_c is a running EMA of (and starts at when a
+ * channel is first quantized): the unit of the signed level tables.
+ */
+export enum WeightScale {
+  /** WEIGHT_SCALE_UNSPECIFIED - mean|w| */
+  WEIGHT_SCALE_UNSPECIFIED = 0,
+  /** WEIGHT_SCALE_MEAN_ABS - mean|w| over the channel (the DMBQ tables' unit) */
+  WEIGHT_SCALE_MEAN_ABS = 1,
+  /** WEIGHT_SCALE_MAX_ABS - max|w| over the channel (min-max quantization: top level 1 reaches max|w|) */
+  WEIGHT_SCALE_MAX_ABS = 2,
+  UNRECOGNIZED = -1,
+}
+
 /** How a quantized activation picks its levels. */
 export enum ActMode {
   /** ACT_MODE_UNSPECIFIED - uniform */
@@ -225,18 +239,20 @@ export interface ScheduleSpec {
 }
 
 export interface QuantOptions {
-  /** EMA decay of the per-channel mean|w| (0: 0.99) */
+  /** EMA decay of the per-channel scale statistic (0: 0.99) */
   scaleEmaDecay: number;
   /** initial learned activation clip (0: from the first batch) */
   actClipInit: number;
   /** LR multiplier of the clip parameters (0: 1) */
   actClipLrScale: number;
+  /** the statistic s_c follows (0: mean|w|) */
+  weightScale: WeightScale;
 }
 
 /**
  * alpha of one bit-width. Signed (weight) tables: levels are sum(alpha_i * b_i), b_i in {-1,+1}, in units of
- * the channel's running mean|w|. Unsigned (activation) tables: b_i in {0,1}, normalized so the top level is 1,
- * in units of the layer's learned clip.
+ * the channel's scale statistic (QuantOptions.weight_scale; by default its running mean|w|). Unsigned (activation)
+ * tables: b_i in {0,1}, normalized so the top level is 1, in units of the layer's learned clip.
  */
 export interface LevelTable {
   bits: number;
@@ -2098,7 +2114,7 @@ export const ScheduleSpec: MessageFns<ScheduleSpec> = {
 };
 
 function createBaseQuantOptions(): QuantOptions {
-  return { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0 };
+  return { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0, weightScale: 0 };
 }
 
 export const QuantOptions: MessageFns<QuantOptions> = {
@@ -2111,6 +2127,9 @@ export const QuantOptions: MessageFns<QuantOptions> = {
     }
     if (message.actClipLrScale !== 0) {
       writer.uint32(29).float(message.actClipLrScale);
+    }
+    if (message.weightScale !== 0) {
+      writer.uint32(32).int32(message.weightScale);
     }
     return writer;
   },
@@ -2152,6 +2171,14 @@ export const QuantOptions: MessageFns<QuantOptions> = {
             message.actClipLrScale = reader.float();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.weightScale = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2172,6 +2199,7 @@ export const QuantOptions: MessageFns<QuantOptions> = {
     message.scaleEmaDecay = object.scaleEmaDecay ?? 0;
     message.actClipInit = object.actClipInit ?? 0;
     message.actClipLrScale = object.actClipLrScale ?? 0;
+    message.weightScale = object.weightScale ?? 0;
     return message;
   },
 };

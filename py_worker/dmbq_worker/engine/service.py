@@ -45,6 +45,7 @@ from dmbq_worker.quant import (
     stats_to_proto,
 )
 from dmbq_worker.quant.fused import fused_on
+from dmbq_worker.quant.options import scale_statistic
 from dmbq_worker.quant.scheme import quantizer_switches
 from dmbq_worker.server.context import RequestContext
 
@@ -245,6 +246,7 @@ class TrainingService:
         q = req.quant
         if not (0 <= q.scale_ema_decay < 1):
             raise invalid("quant.scale_ema_decay", f"must lie in [0, 1), got {q.scale_ema_decay}")
+        weight_statistic = scale_statistic(q)  # names quant.weight_scale when it is no WeightScale
         if not (q.act_clip_init >= 0 and np.isfinite(q.act_clip_init)):
             raise invalid("quant.act_clip_init", f"must be >= 0 and finite, got {q.act_clip_init}")
         if not (q.act_clip_lr_scale >= 0 and np.isfinite(q.act_clip_lr_scale)):
@@ -292,7 +294,7 @@ class TrainingService:
             raise invalid(field, f"model '{model_name or req.model.factory}' does not take {ds.name} inputs of "
                                  f"shape {tuple(sample.shape[1:])}: {exc}") from exc
         refs = convert_model(
-            model, example_input=sample, scale_ema_decay=q.scale_ema_decay or 0.99,
+            model, example_input=sample, scale_ema_decay=q.scale_ema_decay or 0.99, scale_statistic=weight_statistic,
             act_clip_init=q.act_clip_init or DEFAULT_ACT_CLIP,
         )
         if q.act_clip_init == 0:

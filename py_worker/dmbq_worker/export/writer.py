@@ -3,7 +3,7 @@
 Tensor names (all uint8 or float32):
   q/<layer>/planes        packed bit-planes of the layer's 1..8-bit channels (pack.py)
   q/<layer>/weight_bits   [C_out] 0..8, 32
-  q/<layer>/scale         [channels of 1..8 bits] s_c (the quantizer's max(mean|w| EMA, 1e-8))
+  q/<layer>/scale         [channels of 1..8 bits] max(s_c, 1e-8): the EMA of mean|w| or max|w| (weight_scale)
   q/<layer>/weight_fp     [channels of 32 bits, K] their float32 weights (only if any)
   q/<layer>/act_bits      [C_in] 1..8, 32 (only when the input is quantized), q/<layer>/act_clip [1]
   q/<layer>/alpha/<b>, q/<layer>/act_alpha/<b>   a layer's own tables (empirical levels), when it has them

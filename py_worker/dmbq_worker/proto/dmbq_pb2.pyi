@@ -12,6 +12,12 @@ class ProtocolVersion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_VERSION_UNSPECIFIED: _ClassVar[ProtocolVersion]
     PROTOCOL_VERSION_CURRENT: _ClassVar[ProtocolVersion]
 
+class WeightScale(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEIGHT_SCALE_UNSPECIFIED: _ClassVar[WeightScale]
+    WEIGHT_SCALE_MEAN_ABS: _ClassVar[WeightScale]
+    WEIGHT_SCALE_MAX_ABS: _ClassVar[WeightScale]
+
 class ActMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ACT_MODE_UNSPECIFIED: _ClassVar[ActMode]
@@ -40,6 +46,9 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_CHECKPOINT: _ClassVar[ErrorCode]
 PROTOCOL_VERSION_UNSPECIFIED: ProtocolVersion
 PROTOCOL_VERSION_CURRENT: ProtocolVersion
+WEIGHT_SCALE_UNSPECIFIED: WeightScale
+WEIGHT_SCALE_MEAN_ABS: WeightScale
+WEIGHT_SCALE_MAX_ABS: WeightScale
 ACT_MODE_UNSPECIFIED: ActMode
 ACT_MODE_UNIFORM: ActMode
 ACT_MODE_TABLE: ActMode
@@ -262,14 +271,16 @@ class ScheduleSpec(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., epochs: _Optional[int] = ..., milestones: _Optional[_Iterable[int]] = ..., gamma: _Optional[float] = ..., warmup_epochs: _Optional[int] = ...) -> None: ...
 
 class QuantOptions(_message.Message):
-    __slots__ = ("scale_ema_decay", "act_clip_init", "act_clip_lr_scale")
+    __slots__ = ("scale_ema_decay", "act_clip_init", "act_clip_lr_scale", "weight_scale")
     SCALE_EMA_DECAY_FIELD_NUMBER: _ClassVar[int]
     ACT_CLIP_INIT_FIELD_NUMBER: _ClassVar[int]
     ACT_CLIP_LR_SCALE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_SCALE_FIELD_NUMBER: _ClassVar[int]
     scale_ema_decay: float
     act_clip_init: float
     act_clip_lr_scale: float
-    def __init__(self, scale_ema_decay: _Optional[float] = ..., act_clip_init: _Optional[float] = ..., act_clip_lr_scale: _Optional[float] = ...) -> None: ...
+    weight_scale: WeightScale
+    def __init__(self, scale_ema_decay: _Optional[float] = ..., act_clip_init: _Optional[float] = ..., act_clip_lr_scale: _Optional[float] = ..., weight_scale: _Optional[_Union[WeightScale, str]] = ...) -> None: ...
 
 class LevelTable(_message.Message):
     __slots__ = ("bits", "alpha_f32", "layer")

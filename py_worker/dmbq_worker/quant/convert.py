@@ -10,7 +10,7 @@ from torch import nn
 
 from dmbq_worker.quant.act_quantizer import DEFAULT_ACT_CLIP
 from dmbq_worker.quant.layers import QuantConv2d, QuantLinear
-from dmbq_worker.quant.weight_quantizer import DEFAULT_SCALE_EMA_DECAY
+from dmbq_worker.quant.weight_quantizer import DEFAULT_SCALE_EMA_DECAY, DEFAULT_SCALE_STATISTIC, ScaleStatistic
 
 LayerRoleName = Literal["first", "body", "last"]
 
@@ -23,7 +23,7 @@ class QuantLayerRef:
 
 
 def _quant_twin(
-    old: nn.Module, *, scale_ema_decay: float, act_clip_init: float
+    old: nn.Module, *, scale_ema_decay: float, scale_statistic: ScaleStatistic, act_clip_init: float
 ) -> QuantConv2d | QuantLinear:
     """A Quant* layer sharing `old`'s Parameter objects (weights, bias kept as they are)."""
     w = old.weight
@@ -42,6 +42,7 @@ def _quant_twin(
             device=w.device,
             dtype=w.dtype,
             scale_ema_decay=scale_ema_decay,
+            scale_statistic=scale_statistic,
             act_clip_init=act_clip_init,
         )
     elif isinstance(old, nn.Linear):
@@ -52,6 +53,7 @@ def _quant_twin(
             device=w.device,
             dtype=w.dtype,
             scale_ema_decay=scale_ema_decay,
+            scale_statistic=scale_statistic,
             act_clip_init=act_clip_init,
         )
     else:  # pragma: no cover - guarded by the caller
@@ -110,6 +112,7 @@ def convert_model(
     *,
     example_input: Any = None,
     scale_ema_decay: float = DEFAULT_SCALE_EMA_DECAY,
+    scale_statistic: ScaleStatistic = DEFAULT_SCALE_STATISTIC,
     act_clip_init: float = DEFAULT_ACT_CLIP,
 ) -> list[QuantLayerRef]:
     """Replace every nn.Conv2d / nn.Linear of `model` in place by QuantConv2d / QuantLinear (full precision).
@@ -118,6 +121,7 @@ def convert_model(
     forward order when `example_input` (a tensor or a tuple of arguments) is given, else in registration order;
     role "first" is the first layer, "last" the last nn.Linear. A module registered twice is converted once
     (its first name). Layers that are already Quant* are listed too, so converting twice is harmless.
+    `scale_ema_decay` and `scale_statistic` (QuantOptions) configure the new layers' weight scales.
     """
     if _is_plain_layer(model):
         raise ValueError("convert_model: the model itself is a bare Conv2d/Linear; wrap it in a container first")
@@ -127,7 +131,8 @@ def convert_model(
         if isinstance(module, (QuantConv2d, QuantLinear)):
             refs.append(QuantLayerRef(name, module, "body"))
         elif _is_plain_layer(module):
-            twin = _quant_twin(module, scale_ema_decay=scale_ema_decay, act_clip_init=act_clip_init)
+            twin = _quant_twin(module, scale_ema_decay=scale_ema_decay, scale_statistic=scale_statistic,
+                               act_clip_init=act_clip_init)
             twins[id(module)] = twin
             refs.append(QuantLayerRef(name, twin, "body"))
     if twins:

@@ -301,32 +301,35 @@ def _row_addresses(t: Tensor | None, rows: int) -> list[int]:
 
 
 class FusedScaleEma:
-    """Every layer's scale EMA (ScaleUpdater.step) in one kernel launch instead of an L1 norm per layer.
+    """Every layer's scale EMA (ScaleUpdater.step) in one kernel launch instead of a norm per layer.
 
     Works from tables of addresses (each output channel's weight row and scale entry), so it applies only while the
     weights and scales stay where they were: `matches` says whether they still do (the caller rebuilds otherwise).
     Float32 weights whose rows are blocks of storage (contiguous or channels_last) only: `supports` says so.
+    `max_abs[i]`: layer i's scale follows max|w| over the channel, else mean|w| (WeightQuantizer.statistic).
     """
 
-    def __init__(self, weights: list[Tensor], scales: list[Tensor], decays: list[float]) -> None:
+    def __init__(self, weights: list[Tensor], scales: list[Tensor], decays: list[float], max_abs: list[bool]) -> None:
         device = weights[0].device
         self._key = self.key(weights, scales)
-        row_w, row_k, row_s, row_d, row_f = [], [], [], [], []
-        for w, s, d in zip(weights, scales, decays):
+        row_w, row_k, row_s, row_d, row_f, row_m = [], [], [], [], [], []
+        for w, s, d, m in zip(weights, scales, decays, max_abs):
             c = w.shape[0]
             k = w.numel() // c
             row_w += _row_addresses(w, c)
             row_s += _row_addresses(s, c)
             row_k += [k] * c
             row_d += [d] * c
-            row_f += [(1.0 - d) / k] * c
+            row_f += [(1.0 - d) / (1 if m else k)] * c
+            row_m += [int(m)] * c
         self.rows = len(row_w)
         self._block_k = _pow2(max(row_k), 1024)
         self._tables = (torch.tensor(row_w, dtype=torch.int64, device=device),
                         torch.tensor(row_k, dtype=torch.int32, device=device),
                         torch.tensor(row_s, dtype=torch.int64, device=device),
                         torch.tensor(row_d, dtype=torch.float32, device=device),
-                        torch.tensor(row_f, dtype=torch.float32, device=device))
+                        torch.tensor(row_f, dtype=torch.float32, device=device),
+                        torch.tensor(row_m, dtype=torch.int8, device=device))
 
     @staticmethod
     def supports(weights: list[Tensor], scales: list[Tensor]) -> bool:

@@ -7,8 +7,10 @@ weight with mixed bits per channel (pruned, 1..4 bits, 8 bits and full-precision
 and float32 emitted as bfloat16 (autocast's conv operand), forward and backward through both paths with the
 sensitivity and look-ahead probes (the fused path hands them the signed sum of the step, the Functions its |.|:
 compared as |.|); and the weights of all cases at once through the one-launch batch (FusedWeightBatchSTE: values,
-gradients and sums). Prints the largest differences; exits 1 when values or input gradients differ (they must be equal bit for bit) or when a
-sum (sensitivities, clip gradient) is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
+gradients and sums). Weights are scaled by mean|w| with binary-weighted tables, and by max|w| with the min-max tables
+(top level 1: each channel's largest weight lands on it, at the STE's clip). Prints the largest differences; exits 1
+when values or input gradients differ (they must be equal bit for bit) or when a sum (sensitivities, clip gradient)
+is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
 (DMBQ_FUSED_QUANT=interpret, set before torch imports Triton), which rounds float32 -> bfloat16 by truncation where
 CUDA rounds to nearest even: there bfloat16 values may differ by one unit in the last place (`value_ulps`).
 """
@@ -32,6 +34,7 @@ from dmbq_worker.quant.fused import (
 )
 from dmbq_worker.quant.levels import FP_BITS, MAX_BITS, MAX_LEVELS
 from dmbq_worker.quant.scheme import rows_by_width, weight_buffers
+from dmbq_worker.quant.weight_quantizer import ScaleStatistic, channel_statistic
 
 SUM_RTOL = 1e-5  # sums in another order (atomics across blocks): float32 rounding only
 
@@ -61,10 +64,14 @@ def _ulps(a: Tensor, b: Tensor) -> float:
     return float(((a.detach().float() - b.detach().float()).abs() / (scale * eps)).max())
 
 
-def weight_tables(bits: list[int], device: torch.device) -> dict[str, Tensor]:
+def weight_tables(bits: list[int], device: torch.device, statistic: ScaleStatistic = "mean_abs") -> dict[str, Tensor]:
     """A weight quantizer's buffers for per-channel `bits`, built as apply_scheme builds them (scheme.weight_buffers)
-    from binary-weighted alpha tables of 1..8 bits."""
-    alphas = {b: np.array([1.6 * 2.0 ** (-k) for k in range(b)]) for b in range(1, MAX_BITS + 1)}
+    from alpha tables of 1..8 bits: binary-weighted ones spanning about +-3.2 mean|w|, or for max|w| scales the
+    min-max tables (alpha_i = 2^(b-1-i) / (2^b - 1): uniform levels, the top one 1)."""
+    if statistic == "max_abs":
+        alphas = {b: np.array([2.0 ** (b - 1 - k) / (2.0**b - 1) for k in range(b)]) for b in range(1, MAX_BITS + 1)}
+    else:
+        alphas = {b: np.array([1.6 * 2.0 ** (-k) for k in range(b)]) for b in range(1, MAX_BITS + 1)}
     wbits = np.asarray(bits, dtype=np.uint8)
     lv, th, clip, llv, lth, _ = weight_buffers(wbits, rows_by_width(alphas, {}, True))
     arrays = dict(levels=lv, thresholds=th, clip_units=clip, fp_mask=wbits == FP_BITS, lower_levels=llv,
@@ -86,9 +93,14 @@ def _case(kind: str, shape: tuple[int, ...], dtype: torch.dtype, out_dtype: torc
     return name if out_dtype is None else f"{name} -> {str(out_dtype).removeprefix('torch.')}"
 
 
+def _scaled_by(name: str, statistic: ScaleStatistic) -> str:
+    return name if statistic == "mean_abs" else f"{name}, max|w| scales"
+
+
 def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...], seed: int,
-                    out_dtype: torch.dtype | None = None) -> Difference:
-    """`out_dtype`: the fused kernel emits it (as under autocast); the Function's output is cast to it."""
+                    out_dtype: torch.dtype | None = None, statistic: ScaleStatistic = "mean_abs") -> Difference:
+    """`out_dtype`: the fused kernel emits it (as under autocast); the Function's output is cast to it. `statistic`:
+    the scales (and tables: weight_tables) of the channels."""
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(shape, generator=gen).to(dtype)
     if len(shape) == 4:
@@ -96,8 +108,8 @@ def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, 
     w = w.to(device)
     c = shape[0]
     bits = [[0, 1, 2, 3, 4, 8, FP_BITS][i % 7] for i in range(c)]
-    t = weight_tables(bits, device)
-    scale = w.detach().reshape(c, -1).float().abs().mean(dim=1)
+    t = weight_tables(bits, device, statistic)
+    scale = channel_statistic(w.float(), c, statistic)
     args = (scale, t["levels"], t["thresholds"], t["clip_units"], t["fp_mask"], t["lower_levels"],
             t["lower_thresholds"])
     if not weight_fusable(w):
@@ -114,7 +126,7 @@ def compare_weights(device: torch.device, dtype: torch.dtype, shape: tuple[int, 
     yb.backward(g)
     assert wa.grad is not None and wb.grad is not None and pa.grad is not None and pb.grad is not None
     assert pla.grad is not None and plb.grad is not None
-    return Difference(_case("weight", shape, dtype, out_dtype), _ulps(yb, ya),
+    return Difference(_scaled_by(_case("weight", shape, dtype, out_dtype), statistic), _ulps(yb, ya),
                       torch.equal(wa.grad, wb.grad), 0.0, _rel(pb.grad.abs(), pa.grad), _rel(plb.grad.abs(), pla.grad))
 
 
@@ -161,10 +173,11 @@ def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...
                       _rel(plb.grad.abs(), pla.grad))
 
 
-def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, seed: int) -> Difference:
+def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, seed: int,
+                         statistic: ScaleStatistic = "mean_abs") -> Difference:
     """FusedWeightBatchSTE (every layer's weight quantizer in one launch per direction) against the Function, layer
-    by layer: the weights of CASES at once, mixed bits per channel as in compare_weights, forward, backward and the
-    sensitivity and look-ahead sums."""
+    by layer: the weights of CASES at once, mixed bits per channel and `statistic` scales as in compare_weights,
+    forward, backward and the sensitivity and look-ahead sums."""
     from types import SimpleNamespace
 
     from dmbq_worker.quant.fused import FusedWeightBatch, FusedWeightBatchSTE
@@ -180,8 +193,8 @@ def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, se
         w = w.to(device)
         c = shape[0]
         bits = [[0, 1, 2, 3, 4, 8, FP_BITS][(i + seed) % 7] for i in range(c)]
-        t = weight_tables(bits, device)
-        scale = w.reshape(c, -1).abs().mean(dim=1).contiguous()
+        t = weight_tables(bits, device, statistic)
+        scale = channel_statistic(w, c, statistic).contiguous()
         probe, probe_lower = _probes(c, device)
         q = SimpleNamespace(scale=scale, bits=torch.tensor(bits, dtype=torch.uint8, device=device), probe=probe,
                             probe_lower=probe_lower, signed_probes=True, precomputed=None, **t)
@@ -212,7 +225,7 @@ def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, se
     sens_lower = max(_rel(grad(q.probe_lower).abs(), grad(r[2])) for q, r in zip(quantizers, refs))
     name = f"weight batch of {len(weights)} layers float32" + (
         f" -> {str(out_dtype).removeprefix('torch.')}" if out_dtype else "")
-    return Difference(name, ulps, grad_equal, 0.0, sens, sens_lower)
+    return Difference(_scaled_by(name, statistic), ulps, grad_equal, 0.0, sens, sens_lower)
 
 
 CASES: list[tuple[str, tuple[int, ...]]] = [
@@ -227,17 +240,20 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
 
 
 def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Difference]:
-    """Every case in float32 and bfloat16, and float32 emitted as bfloat16 (the conv operand under bf16 autocast)."""
+    """Every case in float32 and bfloat16, and float32 emitted as bfloat16 (the conv operand under bf16 autocast);
+    weights with mean|w| and with max|w| scales."""
     out = []
     for dtype, out_dtype in ((torch.float32, None), (torch.bfloat16, None), (torch.float32, torch.bfloat16)):
         for i, (kind, shape) in enumerate(cases or CASES):
             if kind == "weight":
                 out.append(compare_weights(device, dtype, shape, seed=i, out_dtype=out_dtype))
+                out.append(compare_weights(device, dtype, shape, seed=i, out_dtype=out_dtype, statistic="max_abs"))
             else:
                 out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype))
                 out.append(compare_acts(device, dtype, shape, seed=i, out_dtype=out_dtype, relu_input=True))
     if cases is None:
-        out += [compare_weight_batch(device, None, seed=0), compare_weight_batch(device, torch.bfloat16, seed=1)]
+        out += [compare_weight_batch(device, None, seed=0), compare_weight_batch(device, torch.bfloat16, seed=1),
+                compare_weight_batch(device, None, seed=2, statistic="max_abs")]
     return out
 
 

@@ -326,16 +326,22 @@ def weight_backward_batch_kernel(
 
 
 @triton.jit
-def scale_ema_kernel(row_w_ptr, row_k_ptr, row_scale_ptr, row_decay_ptr, row_factor_ptr, BLOCK_K: tl.constexpr):
-    """s_c <- decay * s_c + (1 - decay) / K * sum |w_c| for every row of every layer in one launch (scale_updates.py):
-    the tables hold each row's weight address, length, scale address, decay and (1 - decay) / K."""
+def scale_ema_kernel(row_w_ptr, row_k_ptr, row_scale_ptr, row_decay_ptr, row_factor_ptr, row_max_ptr,
+                     BLOCK_K: tl.constexpr):
+    """s_c <- decay * s_c + (1 - decay) / K * sum |w_c| (mean|w|), or + (1 - decay) * max |w_c| where the row's max
+    flag is set, for every row of every layer in one launch (scale_updates.py): the tables hold each row's weight
+    address, length, scale address, decay, factor ((1 - decay) / K, or 1 - decay) and max flag. Both reductions run
+    (one pass over the row either way); the flag picks one."""
     r = tl.program_id(0)
     w_ptr = tl.load(row_w_ptr + r).to(tl.pointer_type(tl.float32))
     s_ptr = tl.load(row_scale_ptr + r).to(tl.pointer_type(tl.float32))
     k = tl.load(row_k_ptr + r)
     acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
+    top = tl.zeros((BLOCK_K,), dtype=tl.float32)  # |w| >= 0: masked lanes' 0 never wins
     for k0 in range(0, k, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
-        acc += tl.abs(tl.load(w_ptr + ks, mask=ks < k, other=0.0))
-    mean_part = tl.sum(acc, axis=0) * tl.load(row_factor_ptr + r)
-    tl.store(s_ptr, tl.load(s_ptr) * tl.load(row_decay_ptr + r) + mean_part)
+        magnitude = tl.abs(tl.load(w_ptr + ks, mask=ks < k, other=0.0))
+        acc += magnitude
+        top = tl.maximum(top, magnitude)
+    statistic = tl.where(tl.load(row_max_ptr + r) != 0, tl.max(top, axis=0), tl.sum(acc, axis=0))
+    tl.store(s_ptr, tl.load(s_ptr) * tl.load(row_decay_ptr + r) + statistic * tl.load(row_factor_ptr + r))

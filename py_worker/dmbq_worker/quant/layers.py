@@ -5,7 +5,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from dmbq_worker.quant.act_quantizer import DEFAULT_ACT_CLIP, ActQuantizer
-from dmbq_worker.quant.weight_quantizer import DEFAULT_SCALE_EMA_DECAY, WeightQuantizer
+from dmbq_worker.quant.weight_quantizer import (
+    DEFAULT_SCALE_EMA_DECAY,
+    DEFAULT_SCALE_STATISTIC,
+    ScaleStatistic,
+    WeightQuantizer,
+)
 
 
 class QuantConv2d(nn.Conv2d):
@@ -15,12 +20,14 @@ class QuantConv2d(nn.Conv2d):
         self,
         *args: object,
         scale_ema_decay: float = DEFAULT_SCALE_EMA_DECAY,
+        scale_statistic: ScaleStatistic = DEFAULT_SCALE_STATISTIC,
         act_clip_init: float = DEFAULT_ACT_CLIP,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         dev = self.weight.device
-        self.weight_quant = WeightQuantizer(self.out_channels, ema_decay=scale_ema_decay).to(dev)
+        self.weight_quant = WeightQuantizer(
+            self.out_channels, ema_decay=scale_ema_decay, statistic=scale_statistic).to(dev)
         self.act_quant = ActQuantizer(self.in_channels, channel_dim_from_end=-3, clip_init=act_clip_init).to(dev)
         self.weight_quant.reset_scale_(self.weight)
 
@@ -44,11 +51,12 @@ class QuantLinear(nn.Linear):
         dtype: object = None,
         *,
         scale_ema_decay: float = DEFAULT_SCALE_EMA_DECAY,
+        scale_statistic: ScaleStatistic = DEFAULT_SCALE_STATISTIC,
         act_clip_init: float = DEFAULT_ACT_CLIP,
     ) -> None:
         super().__init__(in_features, out_features, bias, device, dtype)  # type: ignore[arg-type]
         dev = self.weight.device
-        self.weight_quant = WeightQuantizer(out_features, ema_decay=scale_ema_decay).to(dev)
+        self.weight_quant = WeightQuantizer(out_features, ema_decay=scale_ema_decay, statistic=scale_statistic).to(dev)
         self.act_quant = ActQuantizer(in_features, channel_dim_from_end=-1, clip_init=act_clip_init).to(dev)
         self.weight_quant.reset_scale_(self.weight)
 

@@ -1,7 +1,7 @@
 """The EMA of the weight scales as an explicit step after the optimizer step (the trainer's mode).
 
 Why not in the forward: under torch.compile the in-forward update is recomputed by inductor with a different
-rounding (fused multiply-add, another reduction order for mean|w|), so s_c differs from the eager value by an ulp.
+rounding (fused multiply-add, another reduction order for the statistic), so s_c differs from the eager value by an ulp.
 Quantized weights and activations sit on a lattice, so many conv outputs are exact cancellations (sums that are 0
 in real arithmetic); an ulp in s_c turns them into +-1e-8, which flips the STE masks (x >= 0) there and changes
 whole weight gradients by several percent (bench/compile_grad_check.py). Updating the scale outside the compiled
@@ -9,7 +9,8 @@ forward, with the same eager kernels in both paths, gives compiled and eager ste
 
 Same schedule as the in-forward update: the update after step t uses w_{t+1}, exactly what the forward of step
 t + 1 would have folded in before quantizing. The only difference is the first step of a run, which uses the scale
-as it stands (mean|w| when a layer is first quantized) instead of one more EMA step towards the same mean|w|.
+as it stands (the statistic when a layer is first quantized) instead of one more EMA step towards the same value.
+The statistic is each quantizer's own (`WeightQuantizer.statistic`: mean|w| or max|w| over the channel).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from dmbq_worker.quant.fused import FusedScaleEma
 class ScaleUpdater:
     """Takes the layers' scale EMA out of their forward; `step()` after each optimizer step does it instead.
 
-    All layers in a handful of kernels (foreach ops): one L1-norm per layer, then three multi-tensor kernels,
+    All layers in a handful of kernels (foreach ops): one L1 (mean|w|) or L-inf (max|w|) norm per layer, then three
+    multi-tensor kernels,
     so the step (eager, CUDA graph or compiled) pays about what the in-forward update cost. Where the fused
     quantizers run (CUDA with Triton), one kernel for every layer instead (fused.FusedScaleEma).
     """
@@ -44,7 +46,7 @@ class ScaleUpdater:
 
     @torch.no_grad()
     def step(self) -> None:
-        """s_c <- decay * s_c + (1 - decay) * mean|w_c| for every layer, from the current weights."""
+        """s_c <- decay * s_c + (1 - decay) * statistic(w_c) for every layer, from the current weights."""
         if not self.layers:
             return
         weights = [ref.module.weight.detach() for ref in self.layers]
@@ -53,22 +55,27 @@ class ScaleUpdater:
             self._fused = None  # moved or reallocated (not inside a captured step: that replays without Python)
         capturing = weights[0].is_cuda and torch.cuda.is_current_stream_capturing()  # no table uploads there
         if self._fused is None and not capturing and FusedScaleEma.supports(weights, wscales):
-            self._fused = FusedScaleEma(weights, wscales, [ref.module.weight_quant.ema_decay for ref in self.layers])
+            quantizers = [ref.module.weight_quant for ref in self.layers]
+            self._fused = FusedScaleEma(weights, wscales, [q.ema_decay for q in quantizers],
+                                        [q.statistic == "max_abs" for q in quantizers])
         if self._fused is not None:
             self._fused.step()
             return
         scales: list[Tensor] = []
-        means: list[Tensor] = []
-        mean_factors: list[float] = []
+        statistics: list[Tensor] = []
+        factors: list[float] = []
         decays: list[float] = []
         for ref in self.layers:
             wq, w = ref.module.weight_quant, ref.module.weight.detach()
             dims = tuple(range(1, w.dim()))
-            # L1 norm over a channel: no reshape copy of a channels-last weight, no separate abs kernel
-            means.append(torch.linalg.vector_norm(w, ord=1, dim=dims, dtype=torch.float32))
-            mean_factors.append((1.0 - wq.ema_decay) / float(w[0].numel()))
+            # a norm over the channel: no reshape copy of a channels-last weight, no separate abs kernel. L1 / K is
+            # mean|w|, L-inf is max|w|
+            max_abs = wq.statistic == "max_abs"
+            statistics.append(torch.linalg.vector_norm(w, ord=float("inf") if max_abs else 1, dim=dims,
+                                                       dtype=torch.float32))
+            factors.append((1.0 - wq.ema_decay) / (1.0 if max_abs else float(w[0].numel())))
             decays.append(wq.ema_decay)
             scales.append(wq.scale)
-        torch._foreach_mul_(means, mean_factors)
+        torch._foreach_mul_(statistics, factors)
         torch._foreach_mul_(scales, decays)
-        torch._foreach_add_(scales, means)
+        torch._foreach_add_(scales, statistics)

@@ -240,8 +240,8 @@ def apply_scheme(layers: Sequence[QuantLayerRef], scheme: SchemeConfig) -> int:
     """Validate `scheme` against the model, then copy it into the layers' buffers in place.
 
     Layers the scheme does not name go back to full precision. A layer that goes from all-FP to quantized gets
-    s_c = mean|w_c| now. Returns the number of weights not kept in full precision (pruned ones included).
-    Host syncs happen here, between steps, never in the step.
+    s_c = its statistic now (mean|w_c| or max|w_c|). Returns the number of weights not kept in full precision
+    (pruned ones included). Host syncs happen here, between steps, never in the step.
     """
     _validate_values(scheme)
     by_name = {ref.name: ref for ref in layers}

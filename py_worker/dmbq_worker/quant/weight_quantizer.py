@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -12,6 +14,21 @@ from dmbq_worker.quant.levels import FP_BITS, FP_CLIP, MAX_LEVELS
 from dmbq_worker.quant.table_state import CompactTablesState
 
 DEFAULT_SCALE_EMA_DECAY = 0.99
+# The per-channel statistic s_c follows (QuantOptions.weight_scale): the unit of the signed level tables. mean|w| for
+# the DMBQ tables (a law's table divided by its E|X|); max|w| for min-max quantization, whose top level is max|w|.
+ScaleStatistic = Literal["mean_abs", "max_abs"]
+SCALE_STATISTICS: tuple[ScaleStatistic, ...] = ("mean_abs", "max_abs")
+DEFAULT_SCALE_STATISTIC: ScaleStatistic = "mean_abs"
+
+
+def channel_statistic(weight: Tensor, out_channels: int, statistic: ScaleStatistic) -> Tensor:
+    """mean|w_c| or max|w_c| per output channel, float32, no gradient."""
+    magnitudes = weight.detach().reshape(out_channels, -1).abs()
+    if statistic == "max_abs":
+        return magnitudes.amax(dim=1).float()
+    return magnitudes.mean(dim=1).float()
+
+
 def _sync_after_load(module: nn.Module, _incompatible_keys: object) -> None:
     # A module-level function (not a lambda) keeps the module picklable.
     module.sync_mode_from_buffers()  # type: ignore[operator]
@@ -22,9 +39,11 @@ class WeightQuantizer(CompactTablesState):
 
     Buffers (all of static shape, rewritten in place by `load_rows_`):
       bits [C] uint8            0 prunes, 1..8 bits, 32 full precision
-      scale [C] float32         s_c, EMA of mean|w_c| (decay `ema_decay`), one step per training step: in the
-                                training-mode forward by default, or by `ScaleUpdater` after the optimizer step
-                                once `update_scale_in_forward` is False (the trainer's mode; see scale_updates.py)
+      scale [C] float32         s_c, EMA of the channel's `statistic` (mean|w_c| or max|w_c|; decay `ema_decay`),
+                                one step per training step: in the training-mode forward by default, or by
+                                `ScaleUpdater` after the optimizer step once `update_scale_in_forward` is False (the
+                                trainer's mode; see scale_updates.py)
+    `ema_decay` and `statistic` are configuration (QuantOptions), not state: a checkpoint holds the scale only.
       levels [C, 256], thresholds [C, 255], clip_units [C], fp_mask [C]    the channel's level row (levels.py)
       lower_levels, lower_thresholds                                     the row one bit lower (look-ahead)
     The four padded tables go into the state dict in compact form (CompactTablesState).
@@ -42,12 +61,21 @@ class WeightQuantizer(CompactTablesState):
     lower_thresholds: Tensor
     lower_ok: Tensor
 
-    def __init__(self, out_channels: int, *, ema_decay: float = DEFAULT_SCALE_EMA_DECAY) -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        *,
+        ema_decay: float = DEFAULT_SCALE_EMA_DECAY,
+        statistic: ScaleStatistic = DEFAULT_SCALE_STATISTIC,
+    ) -> None:
         super().__init__()
         if out_channels <= 0:
             raise ValueError(f"out_channels must be positive, got {out_channels}")
+        if statistic not in SCALE_STATISTICS:
+            raise ValueError(f"statistic must be one of {', '.join(SCALE_STATISTICS)}, got {statistic!r}")
         self.out_channels = out_channels
         self.ema_decay = float(ema_decay)
+        self.statistic: ScaleStatistic = statistic
         c = out_channels
         self.register_buffer("bits", torch.full((c,), FP_BITS, dtype=torch.uint8))
         self.register_buffer("scale", torch.ones(c))
@@ -75,14 +103,14 @@ class WeightQuantizer(CompactTablesState):
 
     @torch.no_grad()
     def reset_scale_(self, weight: Tensor) -> None:
-        """s_c = mean|w_c| now (at conversion and when a layer is first quantized)."""
-        self.scale.copy_(weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float())
+        """s_c = the statistic of w_c now (at conversion and when a layer is first quantized)."""
+        self.scale.copy_(channel_statistic(weight, self.out_channels, self.statistic))
 
     @torch.no_grad()
     def update_scale_(self, weight: Tensor) -> None:
-        """One EMA step, no gradient: s_c <- decay * s_c + (1 - decay) * mean|w_c|."""
-        mean_abs = weight.detach().reshape(self.out_channels, -1).abs().mean(dim=1).float()
-        self.scale.mul_(self.ema_decay).add_(mean_abs, alpha=1.0 - self.ema_decay)
+        """One EMA step, no gradient: s_c <- decay * s_c + (1 - decay) * statistic(w_c)."""
+        current = channel_statistic(weight, self.out_channels, self.statistic)
+        self.scale.mul_(self.ema_decay).add_(current, alpha=1.0 - self.ema_decay)
 
     @torch.no_grad()
     def load_rows_(
@@ -164,4 +192,4 @@ class WeightQuantizer(CompactTablesState):
         self.hist.add_(torch.histc(t, bins=self.hist.shape[0], min=0.0, max=1.0))
 
     def extra_repr(self) -> str:
-        return f"out_channels={self.out_channels}, ema_decay={self.ema_decay}"
+        return f"out_channels={self.out_channels}, ema_decay={self.ema_decay}, statistic={self.statistic}"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from dmbq_worker.engine.service import TrainingService
 from dmbq_worker.errors import WorkerError
 from dmbq_worker.proto import dmbq_pb2 as pb
-from tests.engine.helpers import RecordingContext, configure_request, w2a2_scheme
+from tests.engine.helpers import RecordingContext, configure_request, fp_digits_checkpoint, w2a2_scheme
 
 
 def small_digits(**kw: object) -> pb.Configure:
@@ -39,6 +42,7 @@ def test_configure_validation_names_the_field() -> None:
     req = small_digits(); req.precision = "fp8"; cases.append((req, "precision"))
     req = small_digits(); req.device = "tpu"; cases.append((req, "device"))
     req = small_digits(); req.quant.scale_ema_decay = 1.5; cases.append((req, "quant.scale_ema_decay"))
+    req = small_digits(); req.quant.weight_scale = 7; cases.append((req, "quant.weight_scale"))  # type: ignore[assignment]
     req = small_digits(batch_size=1000); cases.append((req, "dataset.batch_size"))
     req = small_digits(); req.model.factory = "nocolon"; cases.append((req, "model.factory"))
     req = small_digits(); req.model.name = "resnet20"; cases.append((req, "model.name"))  # 3x32x32 model, 1x8x8 data
@@ -247,3 +251,64 @@ def test_a_scheme_change_keeps_the_captured_step_unless_a_quantizer_switch_moves
     del moved.layers[1]
     svc.update_scheme(pb.UpdateScheme(scheme=moved), ctx)
     assert len(dropped) == 2
+
+
+def _scales(svc: TrainingService) -> dict[str, tuple[torch.Tensor, torch.Tensor, str]]:
+    """Each layer's (scale, weight, statistic) as the session holds them."""
+    assert svc._session is not None
+    return {ref.name: (ref.module.weight_quant.scale.detach().clone(), ref.module.weight.detach().clone(),
+                       ref.module.weight_quant.statistic) for ref in svc._session.refs}
+
+
+def _per_channel(w: torch.Tensor, how: str) -> torch.Tensor:
+    a = w.abs().reshape(w.shape[0], -1)
+    return a.amax(dim=1) if how == "max" else a.mean(dim=1)
+
+
+def test_weight_scale_max_abs_scales_by_the_channel_max_and_survives_a_checkpoint(tmp_path: Path) -> None:
+    """QuantOptions.weight_scale: unspecified keeps mean|w|; MAX_ABS starts every scale at max|w_c| (also from
+    init_weights), the EMA follows max|w_c| in training, and a checkpoint restores the scales (the statistic comes
+    from the Configure of the resumed run)."""
+    ctx = RecordingContext()
+    fp_path = str(tmp_path / "fp.pt")
+    fp_digits_checkpoint(fp_path, steps=2)
+    default = TrainingService()
+    default.configure(small_digits(), ctx)
+    for name, (s, w, statistic) in _scales(default).items():
+        assert statistic == "mean_abs", name
+        torch.testing.assert_close(s, _per_channel(w, "mean"), rtol=0, atol=0)
+
+    req = small_digits()
+    req.quant.weight_scale = pb.WEIGHT_SCALE_MAX_ABS
+    req.init_weights = fp_path
+    svc = TrainingService()
+    cfg = svc.configure(req, ctx)
+    for name, (s, w, statistic) in _scales(svc).items():
+        assert statistic == "max_abs", name
+        torch.testing.assert_close(s, _per_channel(w, "max"), rtol=0, atol=0)
+    svc.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+    for _ in range(3):
+        before = _scales(svc)
+        out = svc.run(pb.Run(steps=1), ctx)
+        assert isinstance(out, pb.EpochResult)
+        now = _scales(svc)
+        for stats in out.layers:
+            s = np.frombuffer(stats.weight_scale_f32, dtype="<f4")
+            _, w, _ = now[stats.name]
+            # the step's EMA update, from the weights after the optimizer step: towards max|w_c|, above the mean
+            expected = 0.99 * before[stats.name][0] + 0.01 * _per_channel(w, "max")
+            np.testing.assert_allclose(s, expected.numpy(), rtol=1e-6, err_msg=stats.name)
+            assert np.all(s > _per_channel(w, "mean").numpy()), stats.name
+    ckpt = str(tmp_path / "q.pt")
+    svc.save_checkpoint(pb.SaveCheckpoint(path=ckpt), ctx)
+    saved = _scales(svc)
+
+    resumed = TrainingService()
+    req.init_weights = ""
+    resumed.configure(req, ctx)
+    resumed.update_scheme(pb.UpdateScheme(scheme=w2a2_scheme(list(cfg.layers))), ctx)
+    resumed.load_checkpoint(pb.LoadCheckpoint(path=ckpt), ctx)
+    for name, (s, w, statistic) in _scales(resumed).items():
+        assert statistic == "max_abs"
+        torch.testing.assert_close(s, saved[name][0], rtol=0, atol=0)
+        torch.testing.assert_close(w, saved[name][1], rtol=0, atol=0)

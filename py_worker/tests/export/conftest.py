@@ -24,3 +24,9 @@ def digits_file(digits_run: DigitsRun, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("export") / "digits.dmbq"
     export_run(digits_run.dir, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def digits_run_max_abs(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
+    """The min-max baseline: scales that follow max|w|, the min-max tables."""
+    return make_digits_run(tmp_path_factory.mktemp("runs") / "digits-w2a2-max-abs", epochs=2, max_abs=True)

@@ -35,9 +35,9 @@ def _trained_model(run: DigitsRun) -> nn.Module:
     return model.eval()
 
 
-def test_weights_are_the_quantizers_bit_for_bit(digits_run: DigitsRun, digits_file: Path) -> None:
-    trained = _trained_model(digits_run)
-    loaded = load_dmbq(digits_file)
+def _assert_weights_are_the_quantizers(run: DigitsRun, file: Path) -> None:
+    trained = _trained_model(run)
+    loaded = load_dmbq(file)
     loaded_modules = dict(loaded.named_modules())
     checked = 0
     for name, m in trained.named_modules():
@@ -54,15 +54,46 @@ def test_weights_are_the_quantizers_bit_for_bit(digits_run: DigitsRun, digits_fi
     assert checked == 4
 
 
-def test_outputs_and_accuracy_equal_the_trained_models(digits_run: DigitsRun, digits_file: Path) -> None:
-    loaded = load_dmbq_file(digits_file)
+def _assert_outputs_and_accuracy_are_the_runs(run: DigitsRun, file: Path) -> None:
+    loaded = load_dmbq_file(file)
     preds = model_predictions(loaded.model, loaded.header["dataset"], device=torch.device("cpu"))
     with torch.no_grad():
         logits = torch.cat([loaded.model(x) for x, _ in _test_batches(loaded.header)])
-    assert torch.equal(logits, digits_run.logits)
-    assert abs(preds.top1 - digits_run.top1) <= 0.1
-    assert loaded.header["run"]["top1"] == digits_run.top1
+    assert torch.equal(logits, run.logits)
+    assert abs(preds.top1 - run.top1) <= 0.1
+    assert loaded.header["run"]["top1"] == run.top1
     assert preds.top1 > 50  # a trained model, not a constant one
+
+
+def test_weights_are_the_quantizers_bit_for_bit(digits_run: DigitsRun, digits_file: Path) -> None:
+    _assert_weights_are_the_quantizers(digits_run, digits_file)
+
+
+def test_outputs_and_accuracy_equal_the_trained_models(digits_run: DigitsRun, digits_file: Path) -> None:
+    _assert_outputs_and_accuracy_are_the_runs(digits_run, digits_file)
+
+
+def test_a_run_with_max_abs_scales_exports_them_and_reloads_to_its_accuracy(digits_run_max_abs: DigitsRun,
+                                                                             tmp_path: Path) -> None:
+    """The min-max baseline (QuantOptions.weight_scale MAX_ABS, min-max tables): the file stores the trained scales
+    (EMAs of max|w_c|) as they are, and gives back the quantizer's weights, the run's outputs and its accuracy."""
+    out = tmp_path / "max-abs.dmbq"
+    assert export_run(digits_run_max_abs.dir, out).max_weight_error == 0.0
+    _assert_weights_are_the_quantizers(digits_run_max_abs, out)
+    _assert_outputs_and_accuracy_are_the_runs(digits_run_max_abs, out)
+    assert read_dmbq(out).header["run"]["levels"] == "uniformMax"
+    state = load_checkpoint_file(str(digits_run_max_abs.dir / digits_run_max_abs.checkpoint))["model"]
+    f = read_dmbq(out)
+    for layer in f.header["layers"]:
+        name = layer["name"]
+        bits = f.tensors[f"q/{name}/weight_bits"]
+        stored = (bits >= 1) & (bits <= 8)
+        scale = state[f"{name}.weight_quant.scale"].numpy()[stored]
+        np.testing.assert_array_equal(f.tensors[f"q/{name}/scale"], scale, err_msg=name)
+        w = state[f"{name}.weight"].reshape(bits.size, -1).abs().numpy()[stored]
+        # each channel's largest weight (a fast EMA of it, at the end of the schedule), well above its mean
+        np.testing.assert_allclose(scale, w.max(axis=1), rtol=0.02, err_msg=name)
+        assert np.all(scale > 1.2 * w.mean(axis=1)), name
 
 
 def _test_batches(header: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -133,3 +133,30 @@ def test_quant_options_set_decay_and_clip() -> None:
     with pytest.raises(WorkerError) as exc:
         apply_quant_options(layers, pb.QuantOptions(scale_ema_decay=1.5))
     assert exc.value.field == "quant.scale_ema_decay"
+
+
+def test_quant_options_choose_the_weight_scale_statistic() -> None:
+    from dmbq_worker.errors import WorkerError
+    from dmbq_worker.proto import dmbq_pb2 as pb
+    from dmbq_worker.quant import apply_quant_options
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(4, 2))
+    layers = convert_model(model)
+    mean_abs = [ref.module.weight_quant.scale.clone() for ref in layers]
+    for weight_scale in (pb.WEIGHT_SCALE_UNSPECIFIED, pb.WEIGHT_SCALE_MEAN_ABS):
+        apply_quant_options(layers, pb.QuantOptions(weight_scale=weight_scale))
+        for ref, s in zip(layers, mean_abs):
+            assert ref.module.weight_quant.statistic == "mean_abs"
+            torch.testing.assert_close(ref.module.weight_quant.scale, s, rtol=0, atol=0)
+    apply_quant_options(layers, pb.QuantOptions(weight_scale=pb.WEIGHT_SCALE_MAX_ABS))
+    for ref in layers:
+        w = ref.module.weight.detach()
+        assert ref.module.weight_quant.statistic == "max_abs"
+        # a changed statistic starts the scale again at it
+        torch.testing.assert_close(ref.module.weight_quant.scale, w.abs().reshape(w.shape[0], -1).amax(dim=1),
+                                   rtol=0, atol=0)
+    with pytest.raises(WorkerError) as exc:
+        apply_quant_options(layers, pb.QuantOptions(weight_scale=7))  # type: ignore[arg-type]
+    assert exc.value.field == "quant.weight_scale"
+    assert "unknown WeightScale 7" in exc.value.message and "WEIGHT_SCALE_MAX_ABS (2)" in exc.value.message

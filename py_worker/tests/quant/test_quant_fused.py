@@ -25,7 +25,8 @@ from dmbq_worker.quant import (
     convert_model,
 )
 from dmbq_worker.quant import fused
-from dmbq_worker.quant.fused_check import compare_acts, compare_weights
+from dmbq_worker.quant.fused_check import compare_acts, compare_weight_batch, compare_weights
+from dmbq_worker.quant.weight_quantizer import ScaleStatistic
 
 pytestmark = pytest.mark.skipif(
     not fused.TRITON_FOUND or (not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"),
@@ -63,12 +64,22 @@ def fused_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[FusedCalls]:
     yield FusedCalls(monkeypatch)
 
 
+@pytest.mark.parametrize("statistic", ["mean_abs", "max_abs"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(12, 8, 3, 3), (7, 40), (5, 1500)])
 def test_fused_weight_quantizer_equals_the_torch_ops(fused_path: FusedCalls, dtype: torch.dtype,
-                                                     shape: tuple[int, ...]) -> None:
-    d = compare_weights(DEVICE, dtype, shape, seed=1)
+                                                     shape: tuple[int, ...], statistic: ScaleStatistic) -> None:
+    """max_abs: max|w| scales with the min-max tables, every channel's largest weight on its top level (the clip)."""
+    d = compare_weights(DEVICE, dtype, shape, seed=1, statistic=statistic)
     assert d.ok(BF16_ULPS if dtype == torch.bfloat16 else 0.0), d
+
+
+@pytest.mark.parametrize("statistic", ["mean_abs", "max_abs"])
+def test_the_one_launch_weight_batch_equals_the_torch_ops(fused_path: FusedCalls, statistic: ScaleStatistic) -> None:
+    """FusedWeightBatchSTE over several layers at once: w_hat, weight gradients and sums as the Function's."""
+    d = compare_weight_batch(DEVICE, None, seed=2, statistic=statistic)
+    assert d.ok(0.0), d
+    assert fused_path.weight_batch == 1
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -445,29 +456,40 @@ def test_the_weight_batch_builds_its_tables_again_when_a_layer_changes(fused_pat
     assert torch.equal(layers[1].module.weight_quant.precomputed, expected.detach())
 
 
-def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("statistic", ["mean_abs", "max_abs"])
+def test_the_one_kernel_scale_ema_equals_the_per_layer_updates(monkeypatch: pytest.MonkeyPatch,
+                                                               statistic: ScaleStatistic) -> None:
+    """ScaleUpdater's one kernel (FusedScaleEma), its foreach ops and each quantizer's own update (update_scale_,
+    the in-forward path) give the same scales, for either statistic; a mixed model takes each layer's own."""
     from dmbq_worker.quant import ScaleUpdater
 
-    def scales_after(fused_mode: str) -> list[torch.Tensor]:
-        monkeypatch.setenv("DMBQ_FUSED_QUANT", fused_mode)
+    def scales_after(path: str) -> list[torch.Tensor]:
+        monkeypatch.setenv("DMBQ_FUSED_QUANT", "interpret" if path == "fused" and DEVICE.type == "cpu" else
+                           "1" if path == "fused" else "0")
         torch.manual_seed(6)
         model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 5, 1), nn.Flatten(), nn.LazyLinear(4))
         model(torch.randn(1, 3, 6, 6))
         model = model.to(DEVICE).to(memory_format=torch.channels_last)
-        layers = convert_model(model)
+        layers = convert_model(model, scale_statistic=statistic)
+        layers[1].module.weight_quant.statistic = "max_abs" if statistic == "mean_abs" else "mean_abs"
+        layers[1].module.weight_quant.reset_scale_(layers[1].module.weight)
         updater = ScaleUpdater(layers)
         for step in range(3):
             with torch.no_grad():
                 for p in model.parameters():
                     p.mul_(1.1 if step % 2 else 0.8)
-            updater.step()
-        assert (updater._fused is not None) == (fused_mode != "0")
+            if path == "plain":
+                for ref in layers:
+                    ref.module.weight_quant.update_scale_(ref.module.weight)
+            else:
+                updater.step()
+        assert (updater._fused is not None) == (path == "fused")
         return [ref.module.weight_quant.scale.detach().cpu().clone() for ref in layers]
 
-    fused_scales = scales_after("interpret" if DEVICE.type == "cpu" else "1")
-    torch_scales = scales_after("0")
-    for a, b in zip(fused_scales, torch_scales):
+    fused_scales, torch_scales, plain_scales = scales_after("fused"), scales_after("torch"), scales_after("plain")
+    for a, b, c in zip(fused_scales, torch_scales, plain_scales):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=0.0)
+        torch.testing.assert_close(b, c, rtol=1e-6, atol=0.0)
 
 
 @pytest.mark.parametrize("weight_batch", ["1", "0"])

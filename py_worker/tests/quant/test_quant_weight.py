@@ -126,3 +126,58 @@ def test_scale_starts_at_mean_abs_weight_when_first_quantized() -> None:
         conv.weight.mul_(7.0)  # trained since conversion, scale stale
     apply_scheme(layers, scheme_for("0", np.array([2, 3, 4])))
     torch.testing.assert_close(conv.weight_quant.scale, conv.weight.detach().abs().mean(dim=(1, 2, 3)))
+
+
+# min-max tables (levels.json's "uniformMax"): alpha_i = 2^(M-1-i) / (2^M - 1), uniform levels whose top one is 1
+MIN_MAX_TABLES = {b: np.array([2.0 ** (b - 1 - i) / (2.0**b - 1) for i in range(b)]) for b in range(1, 9)}
+
+
+def max_abs_conv(c_in: int, c_out: int) -> tuple[QuantConv2d, list]:
+    layers = convert_model(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1)), scale_statistic="max_abs")
+    return layers[0].module, layers  # type: ignore[return-value]
+
+
+def test_max_abs_scale_starts_at_the_channel_max_and_its_ema_steps_towards_it() -> None:
+    torch.manual_seed(5)
+    conv, layers = max_abs_conv(2, 3)
+    max_abs = conv.weight.detach().abs().amax(dim=(1, 2, 3))
+    torch.testing.assert_close(conv.weight_quant.scale, max_abs, rtol=0, atol=0)  # at conversion
+    with torch.no_grad():
+        conv.weight.mul_(7.0)  # trained since conversion, scale stale
+    apply_scheme(layers, SchemeConfig(layers={"0": LayerQuantConfig(np.full(3, 2, np.uint8), None)},
+                                      weight_tables=dict(MIN_MAX_TABLES)))
+    torch.testing.assert_close(conv.weight_quant.scale, 7.0 * max_abs)  # first quantized: the max again
+    s0 = conv.weight_quant.scale.clone()
+    with torch.no_grad():
+        conv.weight.mul_(0.5)
+    conv.train()
+    conv(torch.randn(1, 2, 5, 5))
+    step = conv.weight.detach().abs().amax(dim=(1, 2, 3))
+    torch.testing.assert_close(conv.weight_quant.scale, 0.99 * s0 + 0.01 * step)
+    assert not torch.allclose(step, conv.weight.detach().abs().mean(dim=(1, 2, 3)))  # max and mean tell apart
+
+
+def test_max_abs_scale_with_the_min_max_table_puts_the_top_level_on_each_channels_max() -> None:
+    torch.manual_seed(6)
+    conv, layers = max_abs_conv(3, 5)
+    apply_scheme(layers, SchemeConfig(layers={"0": LayerQuantConfig(np.array([1, 2, 2, 3, 4], np.uint8), None)},
+                                      weight_tables=dict(MIN_MAX_TABLES)))
+    conv.eval()
+    w = conv.weight.detach()
+    w_hat = conv.weight_quant(conv.weight).detach()
+    top = MIN_MAX_TABLES[2].sum()
+    assert top == 1.0
+    # the largest quantized magnitude of a channel is its scale x the top level, which is max|w_c| at reset
+    torch.testing.assert_close(w_hat.abs().amax(dim=(1, 2, 3)), conv.weight_quant.scale * float(top), rtol=0, atol=0)
+    torch.testing.assert_close(w_hat.abs().amax(dim=(1, 2, 3)), w.abs().amax(dim=(1, 2, 3)), rtol=0, atol=0)
+    # 2 bits: {-1, -1/3, +1/3, +1} x max|w_c|
+    s = conv.weight_quant.scale.double()
+    u = (w_hat[1:3].double() / s[1:3].reshape(-1, 1, 1, 1)).flatten()
+    assert set(np.round(u.numpy(), 6)) <= {-1.0, round(-1 / 3, 6), round(1 / 3, 6), 1.0}
+
+
+def test_the_default_scale_statistic_is_mean_abs() -> None:
+    _, conv, _ = one_conv(2, 3)
+    assert conv.weight_quant.statistic == "mean_abs"
+    torch.testing.assert_close(conv.weight_quant.scale, conv.weight.detach().abs().mean(dim=(1, 2, 3)), rtol=0,
+                               atol=0)
