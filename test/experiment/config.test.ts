@@ -13,6 +13,14 @@ describe("experiment config validation", () => {
     assert.deepEqual(validateConfig(good), []);
   });
 
+  it("accepts every levels mode, uniformMax (the min-max baseline) included, and lists them when one is unknown", () => {
+    for (const levels of ["laplace", "gaussian", "empirical", "uniform", "uniformMax"]) {
+      assert.deepEqual(validateConfig({ ...good, quant: { weightBits: 2, actBits: 2, levels } }), [], levels);
+    }
+    assert.deepEqual(validateConfig({ ...good, quant: { weightBits: 2, actBits: 2, levels: "uniform-max" } }),
+      ['quant.levels: "uniform-max" is not one of laplace, gaussian, empirical, uniform, uniformMax']);
+  });
+
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
     ["unknown model", { model: "resnet9000" }, /^model: unknown model "resnet9000"/],
     ["budget of 9 bits", { quant: { weightBits: 9, actBits: 2 } }, /^quant\.weightBits: 9 is not a bit budget/],

@@ -14,5 +14,16 @@ describe("configureRequest", () => {
 
   it("sends no QuantOptions without it (the worker's defaults)", () => {
     assert.equal(configureRequest(base, undefined, "").quant, undefined);
+    for (const levels of ["laplace", "gaussian", "empirical", "uniform"] as const) {
+      assert.equal(configureRequest({ ...base, quant: { ...base.quant!, levels } }, undefined, "").quant, undefined, levels);
+    }
+  });
+
+  it("levels uniformMax: scales of max|w| (QuantOptions.weightScale MAX_ABS), the table's unit", () => {
+    const q = { ...base.quant!, levels: "uniformMax" as const };
+    assert.deepEqual(configureRequest({ ...base, quant: q }, undefined, "").quant,
+      { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0, weightScale: WeightScale.WEIGHT_SCALE_MAX_ABS });
+    assert.deepEqual(configureRequest({ ...base, quant: { ...q, actClipLrScale: 0.1 } }, undefined, "").quant,
+      { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: 0.1, weightScale: WeightScale.WEIGHT_SCALE_MAX_ABS });
   });
 });

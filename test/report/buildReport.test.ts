@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildTables } from "../../ts/experiment/levelTables.js";
 import type { AllocationRecord, EpochRecord } from "../../ts/experiment/records.js";
 import { buildReport, loadRun, type LoadedRun } from "../../ts/report/index.js";
 import { bigAllocationHistory, writeFixtureRun } from "./fixture.js";
@@ -51,6 +52,20 @@ describe("report/buildReport (on the rendering fixture)", () => {
     assert.equal(countMatches(levels, /<option /), 4, "all layers + 3 layers");
     assert.equal(countMatches(levels, /class="layer-option small-multiples" data-option="\d+" hidden/), 3, "only the first panel shows without JS");
     assert.ok(sectionOf(html, "levels-acts").includes('data-bits="4"'));
+  });
+
+  it("reads and draws the min-max tables of a uniformMax run: w / s_c in units of max |w|, no mse", async () => {
+    const { runDir } = await writeFixtureRun(join(root, "uniform-max"));
+    await writeFile(join(runDir, "levels.json"), JSON.stringify(buildTables("uniformMax", "uniform").record));
+    const run = await loadRun(runDir);
+    assert.equal(run.levels?.mode, "uniformMax");
+    const weights = sectionOf(buildReport(run), "levels-weights");
+    assert.match(weights, /uniformMax mode/);
+    assert.match(weights, /units of the channel(&apos;|&#39;|')s max \|w\|/);
+    assert.doesNotMatch(weights, /mean \|w\||mse/);
+    const laplace = sectionOf(buildReport(await loadRun((await writeFixtureRun(join(root, "laplace-levels"))).runDir)), "levels-weights");
+    assert.match(laplace, /units of the channel(&apos;|&#39;|')s mean \|w\|/);
+    assert.match(laplace, /mse \d/);
   });
 
   it("says when its top-1 comes after recalibrating BatchNorm, with the score as trained", async () => {

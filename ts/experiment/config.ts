@@ -4,7 +4,11 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Score } from "../allocation/index.js";
 
-export type LevelsMode = "laplace" | "gaussian" | "empirical" | "uniform";
+/** Where the weight levels come from. "laplace" / "gaussian": the law's DMBQ table; "empirical": each layer's own,
+ *  fitted to its histogram; "uniform": the MSE-best uniform grid for the Laplace law (all in units of the channel's
+ *  mean|w|); "uniformMax": the naive min-max baseline, a symmetric uniform grid whose top level is the channel's
+ *  max|w| (scales follow max|w|: weightScaleOf). */
+export type LevelsMode = "laplace" | "gaussian" | "empirical" | "uniform" | "uniformMax";
 
 export interface QuantConfig {
   /** Average weight bits (budget): e.g. 2, 1, 0.7; 32 keeps weights in full precision. */
@@ -12,7 +16,8 @@ export interface QuantConfig {
   /** Average activation bits: e.g. 2; 32 keeps activations in full precision. */
   actBits: number;
   granularity?: "GP" | "LP" | "CP";
-  /** Where the weight levels come from: a law's DMBQ table, each layer's own histogram, or a uniform grid. */
+  /** Where the weight levels come from: a law's DMBQ table, each layer's own histogram, or a uniform grid (the
+   *  Laplace law's best, or the min-max one: see LevelsMode). */
   levels?: LevelsMode;
   /** Activation levels: uniform with a learned clip (the paper's) or the DMBQ table of the unsigned law. */
   actMode?: "uniform" | "table";
@@ -91,7 +96,13 @@ export interface ExperimentConfig {
 
 export const ZOO_MODELS = ["digits_cnn", "resnet20", "vgg_small", "vgg_small_lqnet", "resnet18", "resnet34"] as const;
 const DATASETS = ["digits", "cifar10", "imagefolder", "synthetic"];
-const LEVELS: LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform"];
+const LEVELS: LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform", "uniformMax"];
+
+/** The per-channel statistic the worker's weight scales follow in a levels mode (a config's, or the mode a run's
+ *  levels.json records): the unit of its weight tables. */
+export function weightScaleOf(levels: string | undefined): "meanAbs" | "maxAbs" {
+  return levels === "uniformMax" ? "maxAbs" : "meanAbs";
+}
 
 function checkDistill(p: string[], d: unknown, init: Record<string, unknown> | undefined): void {
   if (d === undefined) return;

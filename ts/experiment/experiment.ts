@@ -15,7 +15,7 @@ import {
 } from "../allocation/index.js";
 import { exportRun } from "../export/index.js";
 import { connectWorker, spawnTorchrunWorker, spawnWorker, WorkerExitedError, WorkerRequestError, type WorkerHandle } from "../worker/index.js";
-import { assertValidConfig, modelName, type ExperimentConfig } from "./config.js";
+import { assertValidConfig, modelName, weightScaleOf, type ExperimentConfig } from "./config.js";
 import { deployedSize } from "./deployedSize.js";
 import { buildTables, type HistogramInput, type TableSet } from "./levelTables.js";
 import { ProgressBar } from "./progressBar.js";
@@ -71,6 +71,9 @@ function policyConfig(config: ExperimentConfig): PolicyConfig | undefined {
 /** The Configure request of a run (exported for its unit test): unset fields are zeros, the worker's defaults. */
 export function configureRequest(config: ExperimentConfig, scheme: QuantScheme | undefined, initWeights: string, teacherWeights = ""): Partial<Configure> {
   const m = config.model;
+  const q = config.quant;
+  // the weight tables' unit: the min-max grid spans each channel's max|w|, every other table its mean|w|
+  const maxAbs = q !== undefined && weightScaleOf(q.levels) === "maxAbs";
   return {
     model: typeof m === "string" ? { name: m, numClasses: 0, factory: "", width: 0 } : { name: m.name ?? "custom", numClasses: 0, factory: m.factory, width: 0 },
     dataset: {
@@ -84,7 +87,9 @@ export function configureRequest(config: ExperimentConfig, scheme: QuantScheme |
       gamma: config.schedule?.gamma ?? 0, warmupEpochs: config.schedule?.warmupEpochs ?? 0 },
     ...(scheme ? { scheme } : {}),
     // zeros keep the worker's defaults (scale EMA 0.99, clips from the first batch, clip LR × 1, scales of mean|w|)
-    ...(config.quant?.actClipLrScale !== undefined ? { quant: { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: config.quant.actClipLrScale, weightScale: WeightScale.WEIGHT_SCALE_UNSPECIFIED } } : {}),
+    ...(q?.actClipLrScale !== undefined || maxAbs
+      ? { quant: { scaleEmaDecay: 0, actClipInit: 0, actClipLrScale: q?.actClipLrScale ?? 0, weightScale: maxAbs ? WeightScale.WEIGHT_SCALE_MAX_ABS : WeightScale.WEIGHT_SCALE_UNSPECIFIED } }
+      : {}),
     seed: config.seed ?? 0,
     device: config.device ?? "auto",
     precision: config.precision ?? "fp32",

@@ -1,7 +1,10 @@
-// Level tables in the units the contract fixes: signed (weight) α in units of the channel's mean|w|,
-// unsigned (activation) α normalized so the top level is 1 (the learned clip scales it).
+// Level tables in the units the contract fixes: signed (weight) α in units of the channel's scale statistic (mean|w|,
+// or max|w| in the "uniformMax" mode: weightScaleOf), unsigned (activation) α normalized so the top level is 1 (the
+// learned clip scales it).
 import type { LevelTable } from "../gen/dmbq.js";
-import { bestUniformGrid, cachedLevels, histogramDistribution, lawForTable, solveLevels, type LevelSolution } from "../levels/index.js";
+import {
+  bestUniformGrid, cachedLevels, histogramDistribution, lawForTable, levelsFromAlpha, solveLevels, thresholdsOf, type LevelSolution,
+} from "../levels/index.js";
 import type { LevelTableRecord, LevelsRecord } from "./records.js";
 import type { LevelsMode } from "./config.js";
 
@@ -25,8 +28,10 @@ function record(s: { bits: number; alpha: number[]; levels: number[]; thresholds
   };
 }
 
-/** The signed table of one width, in mean|w| units. The uniform mode takes the best uniform grid of the Laplace law. */
+/** The signed table of one width, in mean|w| units (max|w| for "uniformMax"). The uniform mode takes the best uniform
+ *  grid of the Laplace law; "uniformMax" the min-max grid. */
 export function weightTable(mode: Exclude<LevelsMode, "empirical">, bits: number): LevelTableRecord {
+  if (mode === "uniformMax") return minMaxTable(bits);
   if (mode === "uniform") {
     const dist = lawForTable("laplace", true);
     const g = bestUniformGrid(dist, bits, true);
@@ -37,7 +42,19 @@ export function weightTable(mode: Exclude<LevelsMode, "empirical">, bits: number
   return record(s, lawForTable(mode, true).meanAbs());
 }
 
-/** The unsigned (activation) table of one width, top level 1. Post-ReLU data: the folded law of the weights' law. */
+/** The min-max grid of one width in units of max|w|: 2^bits evenly spaced levels from −1 to 1, so
+ *  α_i = 2^(bits−1−i) / (2^bits − 1) (descending, sum 1). No mse: max|w| is no property of a law but of a channel
+ *  (of the Laplace law's samples, it grows with their number). */
+export function minMaxTable(bits: number): LevelTableRecord {
+  const steps = 2 ** bits - 1;
+  const alpha = Array.from({ length: bits }, (_, i) => 2 ** (bits - 1 - i) / steps);
+  const levels = levelsFromAlpha(alpha);
+  return { bits, alpha, levels, thresholds: thresholdsOf(levels) };
+}
+
+/** The unsigned (activation) table of one width, top level 1. Post-ReLU data: the folded law of the weights' law,
+ *  the Laplace one in every mode but "gaussian" (both uniform modes included: the weights' scale statistic does not
+ *  reach the activations, which their learned clip scales). */
 export function actTable(mode: LevelsMode, bits: number): LevelTableRecord {
   const lawName = mode === "gaussian" ? "gaussian" : "laplace";
   const s = cachedLevels(lawName, bits, false);

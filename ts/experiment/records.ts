@@ -47,12 +47,14 @@ export interface LevelTableRecord {
   alpha: number[];
   levels: number[]; // ascending
   thresholds: number[];
-  mse: number;
+  /** E[(X − q(X))²] under the law the table was made for, in the table's units; absent where no law fixes it (the
+   *  min-max grid of "uniformMax": its unit, max|w|, depends on the channel's size, not on a law). */
+  mse?: number;
 }
 
 export interface LevelsRecord {
-  mode: string; // "laplace" | "gaussian" | "empirical" | "uniform"
-  weight: LevelTableRecord[]; // signed tables, in units of the channel's mean|w|
+  mode: string; // "laplace" | "gaussian" | "empirical" | "uniform" | "uniformMax"
+  weight: LevelTableRecord[]; // signed tables, in units of the channel's mean|w| (max|w| in "uniformMax" mode)
   act: LevelTableRecord[]; // unsigned tables, in units of the clip
   perLayer?: Record<string, LevelTableRecord[]>; // empirical mode: each layer's own weight tables
 }

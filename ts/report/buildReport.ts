@@ -2,6 +2,7 @@
 // the layer selector and for stamping each chart's rendered size (data-rendered) so a headless browser test can
 // check that the charts really render. Everything is visible without JS.
 
+import { weightScaleOf } from "../experiment/config.js";
 import type { EpochRecord } from "../experiment/records.js";
 import { allocationTimeline } from "./allocationTimeline.js";
 import { FULL_PRECISION_COLOR } from "./bitColors.js";
@@ -210,6 +211,7 @@ export function buildReport(run: LoadedRun, options: BuildReportOptions = {}): s
       kind: "weight",
       histograms: run.histograms?.weight ?? {},
       tables: run.levels.weight,
+      weightScale: weightScaleOf(run.levels.mode),
       ...(run.levels.perLayer ? { perLayer: run.levels.perLayer } : {}),
       ...(run.allocation.length ? { bitsInUse: bitsInUse(run, "weight")! } : {}),
     });

@@ -56,8 +56,8 @@ export function levelsOverHistogram(options: LevelsOverHistogramOptions): string
   const parts: string[] = [svgOpen("levels", width, height, options.title, `data-bits="${table.bits}"`)];
   parts.push(`<text class="chart-title" x="${MARGIN.left}" y="16">${escapeXml(options.title)}</text>`);
   parts.push(
-    `<text class="chart-subtitle" x="${MARGIN.left}" y="30">${table.levels.length} levels, ${table.thresholds.length} thresholds, ` +
-      `mse ${escapeXml(formatNumber(table.mse, 4))}${finiteLevels.length > DENSE_LEVELS ? " (levels as ticks)" : ""}</text>`,
+    `<text class="chart-subtitle" x="${MARGIN.left}" y="30">${table.levels.length} levels, ${table.thresholds.length} thresholds` +
+      `${table.mse !== undefined ? `, mse ${escapeXml(formatNumber(table.mse, 4))}` : ""}${finiteLevels.length > DENSE_LEVELS ? " (levels as ticks)" : ""}</text>`,
   );
 
   // Histogram: one filled step outline.

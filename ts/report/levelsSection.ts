@@ -15,6 +15,8 @@ export interface LevelsSectionInput {
   perLayer?: Readonly<Record<string, readonly LevelTableRecord[]>>;
   /** Bit-widths each layer uses at the end of the run; absent = show every table. */
   bitsInUse?: ReadonlyMap<string, ReadonlySet<number>>;
+  /** The unit of w / s_c (the weights' scale statistic, weightScaleOf of the levels mode); absent: mean |w|. */
+  weightScale?: "meanAbs" | "maxAbs";
 }
 
 const AGGREGATE = "all layers";
@@ -36,7 +38,7 @@ export function levelsSection(input: LevelsSectionInput): string | undefined {
   const layerNames = Object.keys(input.histograms);
   const allUsed = input.bitsInUse ? new Set([...input.bitsInUse.values()].flatMap((s) => [...s])) : undefined;
   const merged = mergeHistograms(Object.values(input.histograms));
-  const xLabel = input.kind === "weight" ? "w / s_c (units of the channel's mean |w|)" : "x / clip";
+  const xLabel = input.kind === "weight" ? `w / s_c (units of the channel's ${input.weightScale === "maxAbs" ? "max" : "mean"} |w|)` : "x / clip";
 
   // The first option is what shows without JS: all layers merged, or the only layer.
   const single = layerNames.length === 1 ? layerNames[0] : undefined;

@@ -113,6 +113,7 @@ export const ALLOCATION_RECORD: Spec = {
 
 const LEVEL_TABLE: Spec = {
   object: { bits: "number", alpha: numbers, levels: numbers, thresholds: numbers, mse: "number" },
+  optional: ["mse"], // the min-max grid ("uniformMax") has none
 };
 
 export const LEVELS_RECORD: Spec = {
