@@ -1,6 +1,6 @@
-// npx tsx examples/ablation.ts — an ablation grid, notebook style: uniform vs DMBQ levels, and GP vs LP vs CP
-// allocation, all from the same full-precision start. Digits on the CPU by default; set ABLATION_MODEL=resnet20
-// ABLATION_DATA=cifar10 ABLATION_PATH=<folder> for the real thing on a GPU.
+// npx tsx examples/ablation.ts — an ablation grid, notebook style: min-max uniform vs uniform vs DMBQ levels, and GP
+// vs LP vs CP allocation, all from the same full-precision start. Digits on the CPU by default; set
+// ABLATION_MODEL=resnet20 ABLATION_DATA=cifar10 ABLATION_PATH=<folder> for the real thing on a GPU.
 import { Experiment, type ExperimentConfig, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
 
 const epochs = Number(process.env.ABLATION_EPOCHS ?? 10);
@@ -16,6 +16,7 @@ const fp = await Experiment.start({ ...common, name: "ablation-fp", epochs });
 const fpResult = await fp.result;
 
 const grid: Array<[string, QuantConfig]> = [
+  ["min-max uniform W2/A2 GP", { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniformMax" }],
   ["uniform W2/A2 GP", { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniform" }],
   ["DMBQ W2/A2 GP", { weightBits: 2, actBits: 2, granularity: "GP", levels: "laplace" }],
   ["DMBQ W2/A32 GP", { weightBits: 2, actBits: 32, granularity: "GP" }],

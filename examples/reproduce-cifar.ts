@@ -68,9 +68,12 @@ export const ROWS: Row[] = [
   { id: "vgg-fp", model: "vgg_small", paper: 93.8 },
   { id: "vgg-w0.7a32-cp", model: "vgg_small", quant: { weightBits: 0.7, actBits: 32, granularity: "CP" }, paper: 93.7, lrQ: 0.04 },
   { id: "vgg-w1a2-cp", model: "vgg_small", quant: { weightBits: 1, actBits: 2, granularity: "CP" }, paper: 93.9, lrQ: 0.08 },
-  // ablations
+  // ablations: the weight levels (the naive min-max grid, the Laplace law's best uniform grid, its DMBQ table), then
+  // the allocation's granularity
+  { id: "r20-w2a2-gp-uniform-max", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniformMax" } },
   { id: "r20-w2a2-gp-uniform", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniform" } },
   { id: "r20-w2a2-gp-dmbq", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "laplace" } },
+  { id: "r20-w3a3-gp-uniform-max", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniformMax" } },
   { id: "r20-w3a3-gp-uniform", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniform" } },
   { id: "r20-w3a3-gp-dmbq", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "laplace" } },
   { id: "r20-w2a32-gp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "GP" } },

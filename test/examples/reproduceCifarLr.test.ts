@@ -13,7 +13,9 @@ describe("reproduce-cifar: fine-tuning LR per row", () => {
     assert.equal(lrQOf({ lrQ: undefined }, row("vgg-w0.7a32-cp")), 0.04);
     assert.equal(lrQOf({ lrQ: undefined }, row("vgg-w1a2-cp")), 0.08);
     // the ablations compare levels and granularities at one LR
-    for (const r of ROWS.filter((r) => r.id.endsWith("-uniform") || r.id.endsWith("-dmbq") || r.id.endsWith("-lp") || r.id.endsWith("-gp") && r.id.includes("w2a32"))) {
+    const ablations = ROWS.filter((r) => /-(uniform|uniform-max|dmbq|lp)$/.test(r.id) || (r.id.endsWith("-gp") && r.id.includes("w2a32")));
+    assert.equal(ablations.length, 8);
+    for (const r of ablations) {
       assert.equal(lrQOf({ lrQ: undefined }, r), DEFAULT_LR_Q, r.id);
     }
   });
