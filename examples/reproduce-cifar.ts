@@ -16,6 +16,8 @@
 //        [--row-epochs ROW=N,...]   (a row's own epoch count, e.g. a longer last stage of a chain)
 //        [--lba-allocator decrement|giveback]   (giveback: after LBA freezes, later epochs may still swap bits; not the paper's)
 //        [--act-mode uniform|table]   (activation levels: uniform with a learned clip, or the DMBQ table under the clip)
+//        [--levels MODE]   (weight levels of the quantized rows that have none of their own: laplace (their default),
+//                           gaussian, empirical, uniform or uniformMax; the level-ablation rows keep theirs)
 //        [--clip-lr-scale X]   (LR multiplier of the learned activation clips; default 1)
 //        [--min-bits N]   (weight bits a quantized row's channels may fall to; 0 lets CP prune at budgets >= 1)
 //        [--kd ALPHA[,T]]   (quantized rows distil from their FP run: (1 - ALPHA) CE + ALPHA T^2 KL; T default 4)
@@ -38,7 +40,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { SCORES, type Score } from "../ts/allocation/index.js";
-import { Experiment, type ExperimentConfig, type ExperimentRun, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
+import { Experiment, LEVELS_MODES, type ExperimentConfig, type ExperimentRun, type LevelsMode, type QuantConfig, type RunResult } from "../ts/experiment/index.js";
 
 // ---------------------------------------------------------------- rows
 
@@ -215,6 +217,8 @@ export interface Options {
   minBits?: number;
   /** `--act-mode`: the quantized rows' activation levels (QuantConfig.actMode; default uniform with a learned clip). */
   actMode?: "uniform" | "table";
+  /** `--levels`: the weight levels of quantized rows that fix none (QuantConfig.levels; default laplace). */
+  levels?: LevelsMode;
   /** `--clip-lr-scale`: the quantized rows' clip LR multiplier (QuantConfig.actClipLrScale; default 1). */
   clipLrScale?: number;
   trainLimit: number;
@@ -263,6 +267,7 @@ export function parseOptions(argv: string[]): Options {
       "lba-allocator": { type: "string" },
       "min-bits": { type: "string" },
       "act-mode": { type: "string" },
+      levels: { type: "string" },
       "clip-lr-scale": { type: "string" },
       "row-epochs": { type: "string" },
       "train-limit": { type: "string", default: "0" },
@@ -329,6 +334,13 @@ export function parseOptions(argv: string[]): Options {
   const rowEpochs = new Map(rowPairs("row-epochs", values["row-epochs"] ?? "", "N").map(([row, n]) => [row.id, int("row-epochs", n, 1)]));
   const actMode = values["act-mode"];
   if (actMode !== undefined && actMode !== "uniform" && actMode !== "table") throw new Error(`--act-mode: ${JSON.stringify(actMode)} is not uniform or table`);
+  const levels = values.levels as LevelsMode | undefined;
+  if (levels !== undefined) {
+    if (!LEVELS_MODES.includes(levels)) throw new Error(`--levels: ${JSON.stringify(levels)} is not one of ${LEVELS_MODES.join(", ")}`);
+    // an ablation row is its levels: overriding them would run another row under its name
+    const own = ROWS.filter((r) => wanted.includes(r.id) && r.quant?.levels !== undefined && r.quant.levels !== levels);
+    if (own.length) throw new Error(`--levels: ${own.map((r) => `${r.id} (${r.quant!.levels})`).join(", ")} fix their own weight levels; leave them out of --rows`);
+  }
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -353,6 +365,7 @@ export function parseOptions(argv: string[]): Options {
     lba,
     ...(values["min-bits"] !== undefined ? { minBits: num("min-bits", values["min-bits"], (v) => Number.isInteger(v) && v >= 0 && v <= 8, "an integer in 0..8") } : {}),
     ...(actMode !== undefined ? { actMode } : {}),
+    ...(levels !== undefined ? { levels } : {}),
     ...(values["clip-lr-scale"] !== undefined ? { clipLrScale: num("clip-lr-scale", values["clip-lr-scale"], (v) => v > 0, "a positive number") } : {}),
     trainLimit: int("train-limit", values["train-limit"], 0),
     testLimit: int("test-limit", values["test-limit"], 0),
@@ -448,6 +461,7 @@ export function rowConfig(o: Options, row: Row, device: string, runsDir = o.runs
     keepCheckpoints: o.keepCheckpoints,
     progress: "none",
     ...(row.quant ? { quant: { ...row.quant, ...(o.minBits !== undefined ? { minBits: o.minBits } : {}), ...(o.actMode !== undefined ? { actMode: o.actMode } : {}),
+      ...(o.levels !== undefined ? { levels: o.levels } : {}),
       ...(o.clipLrScale !== undefined ? { actClipLrScale: o.clipLrScale } : {}), ...(Object.keys(lba).length ? { lba } : {}) },
       init: { fromRun, ...(from && o.keepWeightBits ? { keepWeightBits: true } : {}) } } : {}),
     ...(row.quant && o.kd ? { distill: { alpha: o.kd.alpha, temperature: o.kd.temperature } } : {}),
@@ -484,6 +498,7 @@ export function rowCommand(o: Options, row: Row): string {
   if (o.lba.allocator !== undefined) parts.push(`--lba-allocator ${o.lba.allocator}`);
   if (o.minBits !== undefined) parts.push(`--min-bits ${o.minBits}`);
   if (o.actMode !== undefined) parts.push(`--act-mode ${o.actMode}`);
+  if (o.levels !== undefined) parts.push(`--levels ${o.levels}`);
   if (o.clipLrScale !== undefined) parts.push(`--clip-lr-scale ${o.clipLrScale}`);
   const ownEpochs = chain.filter((id) => o.rowEpochs?.has(id)).map((id) => `${id}=${o.rowEpochs!.get(id)}`);
   if (ownEpochs.length) parts.push(`--row-epochs ${ownEpochs.join(",")}`);

@@ -1,4 +1,4 @@
-// --lba-score, --min-bits, --act-mode, --clip-lr-scale and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
+// --lba-score, --min-bits, --act-mode, --levels, --clip-lr-scale and --row-epochs of examples/reproduce-cifar.ts: they reach the rows' configs and commands.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +43,23 @@ describe("reproduce-cifar: --lba-score, --min-bits", () => {
     assert.match(rowCommand(o, row("r20-w2a2-cp")), /--act-mode table/);
     assert.equal(rowConfig(parseOptions(["--data", data]), row("r20-w2a2-cp"), "cpu").quant?.actMode, undefined);
     assert.throws(() => parseOptions(["--data", data, "--act-mode", "laplace"]), /--act-mode: "laplace" is not uniform or table/);
+  });
+
+  it("--levels sets the weight levels of quantized rows without their own, prints them, and refuses to rename an ablation row", () => {
+    const o = parseOptions(["--data", data, "--rows", "r20-w2a32-cp,r20-w2a2-cp", "--levels", "uniform"]);
+    assert.equal(rowConfig(o, row("r20-w2a2-cp"), "cpu").quant?.levels, "uniform");
+    assert.equal(rowConfig(o, row("r20-fp"), "cpu").quant, undefined);
+    assert.match(rowCommand(o, row("r20-w2a2-cp")), /--levels uniform/);
+    assert.equal(rowConfig(parseOptions(["--data", data]), row("r20-w2a2-cp"), "cpu").quant?.levels, undefined);
+    assert.doesNotMatch(rowCommand(parseOptions(["--data", data]), row("r20-w2a2-cp")), /--levels/);
+    // an ablation row whose levels are the flag's own may stay
+    const same = parseOptions(["--data", data, "--rows", "r20-w2a2-gp-uniform,r20-w2a2-cp", "--levels", "uniform"]);
+    assert.equal(rowConfig(same, row("r20-w2a2-gp-uniform"), "cpu").quant?.levels, "uniform");
+    assert.throws(() => parseOptions(["--data", data, "--levels", "lloyd"]), /--levels: "lloyd" is not one of laplace, gaussian, empirical, uniform, uniformMax/);
+    assert.throws(() => parseOptions(["--data", data, "--rows", "r20-w2a2-gp-dmbq,r20-w2a2-cp", "--levels", "uniform"]),
+      /--levels: r20-w2a2-gp-dmbq \(laplace\) fix their own weight levels/);
+    // every row by default: the level-ablation rows refuse
+    assert.throws(() => parseOptions(["--data", data, "--levels", "uniform"]), /r20-w2a2-gp-uniform-max \(uniformMax\), r20-w2a2-gp-dmbq \(laplace\)/);
   });
 
   it("--clip-lr-scale reaches quant.actClipLrScale of quantized rows and the command", () => {

@@ -96,7 +96,7 @@ export interface ExperimentConfig {
 
 export const ZOO_MODELS = ["digits_cnn", "resnet20", "vgg_small", "vgg_small_lqnet", "resnet18", "resnet34"] as const;
 const DATASETS = ["digits", "cifar10", "imagefolder", "synthetic"];
-const LEVELS: LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform", "uniformMax"];
+export const LEVELS_MODES: readonly LevelsMode[] = ["laplace", "gaussian", "empirical", "uniform", "uniformMax"];
 
 /** The per-channel statistic the worker's weight scales follow in a levels mode (a config's, or the mode a run's
  *  levels.json records): the unit of its weight tables. */
@@ -174,7 +174,7 @@ export function validateConfig(input: unknown): string[] {
       checkBudget(p, "quant.weightBits", q.weightBits);
       checkBudget(p, "quant.actBits", q.actBits);
       if (q.granularity !== undefined && !["GP", "LP", "CP"].includes(q.granularity as string)) p.push(`quant.granularity: ${JSON.stringify(q.granularity)} is not GP, LP or CP`);
-      if (q.levels !== undefined && !LEVELS.includes(q.levels as LevelsMode)) p.push(`quant.levels: ${JSON.stringify(q.levels)} is not one of ${LEVELS.join(", ")}`);
+      if (q.levels !== undefined && !LEVELS_MODES.includes(q.levels as LevelsMode)) p.push(`quant.levels: ${JSON.stringify(q.levels)} is not one of ${LEVELS_MODES.join(", ")}`);
       if (q.actMode !== undefined && !["uniform", "table"].includes(q.actMode as string)) p.push(`quant.actMode: ${JSON.stringify(q.actMode)} is not uniform or table`);
       if (q.actClipLrScale !== undefined && (!isNum(q.actClipLrScale) || q.actClipLrScale <= 0)) p.push(`quant.actClipLrScale: must be a positive number, got ${JSON.stringify(q.actClipLrScale)}`);
       if (isNum(q.actBits) && q.actBits > 0 && q.actBits < 1) p.push(`quant.actBits: activations need at least 1 bit`);
