@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {
-  allocateBits, averageBits, initialState, resolvePolicyConfig, schemeBits, windowPhase,
+  allocateBits, averageBits, freeLayerNames, initialState, resolvePolicyConfig, schemeBits, windowPhase,
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState, type Score,
 } from "../../ts/allocation/index.js";
 
@@ -223,6 +223,15 @@ describe("LBA start widths (a run going on from another's allocation)", () => {
     bad({ weight: { a: [0, 4, 2, 2], b: [2, 2] } }, { ...W2A2, granularity: "LP" }, /start\.weight: LP keeps one width for layer a, but the given widths there are 0, 2, 4/);
     bad({ weight: { a: [2, 2, 2, 2], b: [3, 3] } }, { ...W2A2, granularity: "GP" }, /start\.weight: GP keeps one width for every free layer, but the given widths there are 2, 3/);
     assert.deepEqual(weightBitsOf(initialState(layers, { ...W2A2, granularity: "LP" }, { weight: { a: [2, 2, 2, 2], b: [1, 1] } }), "b"), [1, 1]);
+  });
+
+  it("freeLayerNames lists exactly the layers a start must give: body layers, less the kind's pinned ones", () => {
+    const pinned: PolicyConfig = { ...W2A2, pinned: { b: { weightBits: 3 } } };
+    assert.deepEqual(freeLayerNames(layers, W2A2, "weight"), ["a", "b"]);
+    assert.deepEqual(freeLayerNames(layers, pinned, "weight"), ["a"]);
+    assert.deepEqual(freeLayerNames(layers, pinned, "act"), ["a", "b"]);
+    // what it lists is what initialState takes
+    assert.deepEqual(weightBitsOf(initialState(layers, pinned, { weight: { a: [2, 2, 2, 2] } }), "b"), [3, 3]);
   });
 });
 

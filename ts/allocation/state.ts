@@ -111,6 +111,12 @@ function checkStartBits(cfg: ResolvedPolicyConfig, layers: readonly LayerShape[]
   }
 }
 
+/** The layers whose `kind` widths the policy moves (body layers not pinned): the ones `initialState`'s `start` must give. */
+export function freeLayerNames(layers: readonly LayerShape[], config: PolicyConfig, kind: BitKind): string[] {
+  const cfg = resolvePolicyConfig(config);
+  return layers.filter((layer) => isFreeLayer(cfg, layer, kind)).map((layer) => layer.name);
+}
+
 /**
  * Every free channel at the start width, first/last layers at 8 bits, pins as pinned; a kind with budget 32 at 32
  * everywhere. `start` gives a kind's free layers their own widths instead (e.g. the weight widths of the W2/A32 run a

@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import type { Configure, Configured, EpochResult, LayerScheme, LayerStats, Progress, QuantScheme } from "../gen/dmbq.js";
 import { ActMode, ErrorCode, LayerRole, WeightScale } from "../gen/dmbq.js";
 import {
-  allocateBits, averageBits, deserializeState, initialState, serializeState,
+  allocateBits, averageBits, deserializeState, freeLayerNames, initialState, serializeState,
   type EpochSensitivities, type LayerShape, type PolicyConfig, type PolicyState,
 } from "../allocation/index.js";
 import { exportRun } from "../export/index.js";
@@ -391,7 +391,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const from = this.config.init?.fromRun;
     if (!this.config.init?.keepWeightBits || from === undefined) return initialState(this.layers, pcfg);
     try {
-      return initialState(this.layers, pcfg, { weight: this.inheritedWeightBits(from) });
+      return initialState(this.layers, pcfg, { weight: this.inheritedWeightBits(from, pcfg) });
     } catch (err) {
       const msg = (err as Error).message;
       throw new Error(msg.startsWith("init.keepWeightBits") ? msg : `init.keepWeightBits: the widths ${from} ended with do not fit this run: ${msg}`);
@@ -399,17 +399,16 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
   }
 
   /** The weight widths of each free layer at the end of `runDir` (its last allocation record), for keepWeightBits. */
-  private inheritedWeightBits(runDir: string): Record<string, number[]> {
+  private inheritedWeightBits(runDir: string, pcfg: PolicyConfig): Record<string, number[]> {
     const records = new RunFolder(runDir).allocations();
     const last = records[records.length - 1];
     if (!last) throw new Error(`init.keepWeightBits: ${runDir} recorded no bit allocation (allocation.jsonl): it is not a quantized run`);
     const ended = new Map(last.layers.map((l) => [l.name, l.weightBits]));
     const out: Record<string, number[]> = {};
-    for (const layer of this.layers) {
-      if (layer.role !== "body" || this.config.quant?.pinned?.[layer.name]?.weightBits !== undefined) continue;
-      const bits = ended.get(layer.name);
-      if (!bits) throw new Error(`init.keepWeightBits: ${runDir} has no layer ${layer.name}: it is a run of another model`);
-      out[layer.name] = bits;
+    for (const name of freeLayerNames(this.layers, pcfg, "weight")) {
+      const bits = ended.get(name);
+      if (!bits) throw new Error(`init.keepWeightBits: ${runDir} has no layer ${name}: it is a run of another model`);
+      out[name] = bits;
     }
     return out;
   }
