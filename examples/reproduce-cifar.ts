@@ -75,6 +75,8 @@ export const ROWS: Row[] = [
   { id: "r20-w2a2-gp-uniform-max", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniformMax" } },
   { id: "r20-w2a2-gp-uniform", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "uniform" } },
   { id: "r20-w2a2-gp-dmbq", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "laplace" } },
+  // DMBQ with each layer's own table, refitted every epoch to its weights' histogram (the law the data has, not Laplace's)
+  { id: "r20-w2a2-gp-empirical", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "empirical" } },
   { id: "r20-w3a3-gp-uniform-max", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniformMax" } },
   { id: "r20-w3a3-gp-uniform", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniform" } },
   { id: "r20-w3a3-gp-dmbq", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "laplace" } },

@@ -28,6 +28,16 @@ describe("reproduce-cifar: the uniformMax (min-max) ablation rows", () => {
     }
   });
 
+  it("the empirical DMBQ row at W2/A2 GP follows the Laplace table's, the same shape with each layer's own levels", () => {
+    const ids = ROWS.map((r) => r.id);
+    const empirical = row("r20-w2a2-gp-empirical");
+    assert.equal(ids.indexOf("r20-w2a2-gp-dmbq") + 1, ids.indexOf(empirical.id));
+    assert.deepEqual(empirical.quant, { ...row("r20-w2a2-gp-dmbq").quant, levels: "empirical" });
+    assert.equal(empirical.lrQ, undefined, "the ablations compare levels at one LR");
+    assert.throws(() => parseOptions(["--data", data, "--rows", "r20-w2a2-gp-empirical", "--levels", "uniform"]),
+      /--levels: r20-w2a2-gp-empirical \(empirical\) fix their own weight levels/);
+  });
+
   it("run by default, from the FP run, and their config and printed command carry them", () => {
     const o = parseOptions(["--data", data]);
     const selected = o.rows.map((r) => r.id);
