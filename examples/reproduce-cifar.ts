@@ -561,6 +561,8 @@ class Runs {
     try {
       const r = await run.result;
       if (r.epochs < run.config.epochs) throw new Error(`stopped after epoch ${r.epochs} of ${run.config.epochs}`);
+      // stopped between the last epoch and result.json: its top-1 would be the unrecalibrated one, and no model.dmbq
+      if (!run.finished) throw new Error(`stopped after its last epoch (${r.epochs}), before its result was written; --resume-existing finishes it`);
       return r;
     } finally {
       this.active.delete(run);

@@ -26,6 +26,7 @@ describe("experiment control (real worker, digits)", function () {
     assert.ok(kinds.includes("progress") && kinds.includes("allocation"));
     assert.equal(seen.length, 3);
     assert.equal(r.epochs, 3);
+    assert.equal(run.finished, true);
     assert.ok(Math.abs(r.avgWBits - 2) <= 0.05 && Math.abs(r.avgABits - 2) <= 0.05, `W${r.avgWBits}/A${r.avgABits}`);
   });
 
@@ -59,5 +60,22 @@ describe("experiment control (real worker, digits)", function () {
     assert.ok(r.epochs >= 1 && r.epochs < 20, `stopped after ${r.epochs} epochs`);
     assert.ok(!existsSync(join(run.dir, "result.json")));
     assert.ok(existsSync(join(run.dir, "checkpoints", "latest.json")), "a stopped run can be resumed");
+    assert.equal(run.finished, false);
+  });
+
+  it("stop() after the last epoch: every epoch is in, yet the run is not finished; resume() does the end's work", async () => {
+    const run = await Experiment.start({ ...base, name: "stop-last", recalibrateBatchNorm: { batches: 2 } });
+    run.on("epoch", (e: { epoch: number }) => { if (e.epoch === 3) run.stop(); });
+    const r = await run.result;
+    assert.equal(r.epochs, 3, "the last epoch was trained and checkpointed");
+    assert.equal(run.finished, false);
+    assert.equal(r.batchNormRecalibration, undefined, "the stop came before the recalibration");
+    assert.ok(!existsSync(join(run.dir, "result.json")));
+    const again = await Experiment.resume(run.dir);
+    const done = await again.result;
+    assert.equal(again.finished, true);
+    assert.equal(done.epochs, 3);
+    assert.ok(done.batchNormRecalibration, "resume recalibrated");
+    assert.equal(JSON.parse(readFileSync(join(run.dir, "result.json"), "utf8")).epochs, 3);
   });
 });

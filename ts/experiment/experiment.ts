@@ -145,6 +145,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
   private abort: AbortController | undefined;
   private paused: { promise: Promise<void>; release: () => void } | undefined;
   private stopping = false;
+  private resultWritten = false;
   private checkpointFiles: string[] = [];
   private readonly bar: ProgressBar;
   private readonly events: RunEvent[] = [];
@@ -202,6 +203,12 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     const p = this.paused;
     this.paused = undefined;
     p?.release();
+  }
+
+  /** Whether the run wrote result.json: every epoch trained and the end's work (BatchNorm recalibration where set)
+   *  done. False after a stop(), even one that came after the last epoch: `result.epochs` alone cannot tell that. */
+  get finished(): boolean {
+    return this.resultWritten;
   }
 
   /** Stops the run at the next step boundary; `result` then resolves with what was reached. */
@@ -512,6 +519,7 @@ export class ExperimentRun extends EventEmitter implements AsyncIterable<RunEven
     };
     if (!this.stopping) {
       this.folder.writeResult(result);
+      this.resultWritten = true;
       await this.exportModel(result);
     }
     this.folder.clearError();
