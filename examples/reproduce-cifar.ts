@@ -77,9 +77,12 @@ export const ROWS: Row[] = [
   { id: "r20-w2a2-gp-dmbq", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "laplace" } },
   // DMBQ with each layer's own table, refitted every epoch to its weights' histogram (the law the data has, not Laplace's)
   { id: "r20-w2a2-gp-empirical", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "empirical" } },
+  // DMBQ's table for the Gaussian law: ResNet-20's weights are near-Gaussian (kurtosis 3.3, npm run bench:level-fit)
+  { id: "r20-w2a2-gp-gaussian", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "GP", levels: "gaussian" } },
   { id: "r20-w3a3-gp-uniform-max", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniformMax" } },
   { id: "r20-w3a3-gp-uniform", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "uniform" } },
   { id: "r20-w3a3-gp-dmbq", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "laplace" } },
+  { id: "r20-w3a3-gp-gaussian", model: "resnet20", quant: { weightBits: 3, actBits: 3, granularity: "GP", levels: "gaussian" } },
   { id: "r20-w2a32-gp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "GP" } },
   { id: "r20-w2a32-lp", model: "resnet20", quant: { weightBits: 2, actBits: 32, granularity: "LP" } },
   { id: "r20-w2a2-cp-empirical", model: "resnet20", quant: { weightBits: 2, actBits: 2, granularity: "CP", levels: "empirical" } },

@@ -38,6 +38,18 @@ describe("reproduce-cifar: the uniformMax (min-max) ablation rows", () => {
       /--levels: r20-w2a2-gp-empirical \(empirical\) fix their own weight levels/);
   });
 
+  it("the Gaussian DMBQ rows follow the Laplace table's at W2/A2 (after empirical) and W3/A3, levels gaussian", () => {
+    const ids = ROWS.map((r) => r.id);
+    assert.equal(ids.indexOf("r20-w2a2-gp-empirical") + 1, ids.indexOf("r20-w2a2-gp-gaussian"));
+    assert.equal(ids.indexOf("r20-w3a3-gp-dmbq") + 1, ids.indexOf("r20-w3a3-gp-gaussian"));
+    for (const wa of ["w2a2", "w3a3"]) {
+      assert.deepEqual(row(`r20-${wa}-gp-gaussian`).quant, { ...row(`r20-${wa}-gp-dmbq`).quant, levels: "gaussian" });
+      assert.equal(row(`r20-${wa}-gp-gaussian`).lrQ, undefined);
+    }
+    const o = parseOptions(["--data", data, "--rows", "r20-w2a2-gp-gaussian"]);
+    assert.equal(rowConfig(o, row("r20-w2a2-gp-gaussian"), "cpu").quant?.levels, "gaussian");
+  });
+
   it("run by default, from the FP run, and their config and printed command carry them", () => {
     const o = parseOptions(["--data", data]);
     const selected = o.rows.map((r) => r.id);
