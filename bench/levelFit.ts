@@ -10,8 +10,8 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { histogramDistribution, quantizerMse, solveLevels } from "../ts/levels/index.js";
-import { weightTable } from "../ts/experiment/levelTables.js";
+import { quantizerMse } from "../ts/levels/index.js";
+import { empiricalWeightTable, histogramInputDistribution, weightTable } from "../ts/experiment/levelTables.js";
 import type { HistogramRecord } from "../ts/experiment/records.js";
 import { seededRandom } from "../ts/util/seededRandom.js";
 
@@ -42,8 +42,7 @@ interface Fit {
 
 function fitLayer(h: HistogramRecord): Fit {
   const n = h.counts.length;
-  const edges = Array.from({ length: n + 1 }, (_, i) => h.lo + ((h.hi - h.lo) * i) / n);
-  const dist = histogramDistribution(edges, h.counts);
+  const dist = histogramInputDistribution(h);
   let m0 = 0;
   let m2 = 0;
   let m4 = 0;
@@ -56,8 +55,8 @@ function fitLayer(h: HistogramRecord): Fit {
   const fit: Fit = { weights: m0, kurtosis: m4 / m0 / (m2 / m0) ** 2, mse: {}, ownTop: {} };
   for (const bits of bitsList) {
     for (const mode of MODES) fit.mse[`${mode}@${bits}`] = quantizerMse(dist, weightTable(mode, bits).levels);
-    const own = solveLevels(dist, bits, { signed: true });
-    fit.mse[`own@${bits}`] = own.mse;
+    const own = empiricalWeightTable(h, bits); // what the "empirical" mode would send for this layer
+    fit.mse[`own@${bits}`] = own.mse!;
     fit.ownTop[bits] = own.levels[own.levels.length - 1]!;
   }
   return fit;

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py_worker"))
 
 from dmbq_worker.engine.checkpoint import load_checkpoint_file  # noqa: E402
+from dmbq_worker.quant.weight_quantizer import channel_statistic  # noqa: E402
 
 
 def weight_histograms(state: dict[str, torch.Tensor], bins: int, skip: set[str]) -> dict[str, dict[str, object]]:
@@ -31,7 +32,7 @@ def weight_histograms(state: dict[str, torch.Tensor], bins: int, skip: set[str])
         if layer in skip:
             continue
         rows = w.detach().float().reshape(w.shape[0], -1)
-        u = rows / rows.abs().mean(dim=1, keepdim=True).clamp_min(1e-12)
+        u = rows / channel_statistic(rows, w.shape[0], "mean_abs").clamp_min(1e-12).unsqueeze(1)
         hi = float(u.abs().max())
         counts = torch.histc(u, bins=bins, min=-hi, max=hi)
         out[layer] = {"lo": -hi, "hi": hi, "counts": [int(c) for c in counts.tolist()]}

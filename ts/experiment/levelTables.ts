@@ -3,7 +3,8 @@
 // learned clip scales it).
 import type { LevelTable } from "../gen/dmbq.js";
 import {
-  bestUniformGrid, cachedLevels, histogramDistribution, lawForTable, levelsFromAlpha, solveLevels, thresholdsOf, type LevelSolution,
+  bestUniformGrid, cachedLevels, histogramDistribution, lawForTable, levelsFromAlpha, solveLevels, thresholdsOf, type Distribution,
+  type LevelSolution,
 } from "../levels/index.js";
 import type { LevelTableRecord, LevelsRecord } from "./records.js";
 import type { LevelsMode } from "./config.js";
@@ -61,11 +62,15 @@ export function actTable(mode: LevelsMode, bits: number): LevelTableRecord {
   return record(s, s.clip);
 }
 
+/** The law of a worker histogram: `counts` over equal bins from `lo` to `hi`. */
+export function histogramInputDistribution(h: HistogramInput): Distribution {
+  const n = h.counts.length;
+  return histogramDistribution(Array.from({ length: n + 1 }, (_, i) => h.lo + ((h.hi - h.lo) * i) / n), h.counts);
+}
+
 /** A layer's own signed table, fitted to its histogram of w / s_c (already in mean|w| units). */
 export function empiricalWeightTable(h: HistogramInput, bits: number): LevelTableRecord {
-  const n = h.counts.length;
-  const edges = Array.from({ length: n + 1 }, (_, i) => h.lo + ((h.hi - h.lo) * i) / n);
-  const s: LevelSolution = solveLevels(histogramDistribution(edges, h.counts), bits, { signed: true });
+  const s: LevelSolution = solveLevels(histogramInputDistribution(h), bits, { signed: true });
   return record(s, 1);
 }
 
