@@ -4,6 +4,7 @@ torch.optim.SGD's (momentum_buffer)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,17 @@ class OptimizerOptions:
             raise invalid("optimizer.weight_decay", f"must be >= 0, got {self.weight_decay}")
         if self.nesterov and self.momentum == 0:
             raise invalid("optimizer.nesterov", "needs optimizer.momentum > 0")
+
+
+FUSED_SGD_ENV = "DMBQ_FUSED_SGD"
+
+
+def fused_sgd_enabled() -> bool:
+    """torch's fused SGD kernel (the default) or the foreach chain (DMBQ_FUSED_SGD=0, to compare the two)."""
+    mode = os.environ.get(FUSED_SGD_ENV, "1")
+    if mode not in ("0", "1"):
+        raise ValueError(f"{FUSED_SGD_ENV}: {mode!r} is not 1 (on, the default) or 0 (off)")
+    return mode == "1"
 
 
 def _is_clip(name: str) -> bool:
@@ -70,6 +82,7 @@ class TrainingOptimizer:
         else:
             self.torch_optimizer = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay)
         self._lr = [torch.tensor(opts.lr, device=device, dtype=torch.float32) for _ in groups]
+        self._fused = fused_sgd_enabled()
 
     @property
     def capturable(self) -> bool:
@@ -109,7 +122,7 @@ class TrainingOptimizer:
                 continue
             grads: list[torch.Tensor] | tuple[torch.Tensor, ...] = [p.grad for p in params if p.grad is not None]
             wd = float(group["weight_decay"])
-            if momentum and _fusable(params):
+            if momentum and self._fused and _fusable(params):
                 # torch's fused kernel: the same update in one launch instead of five multi-tensor ones (its
                 # rounding may differ from the chain below by an ulp)
                 bufs = [self.torch_optimizer.state[p]["momentum_buffer"] for p in params]

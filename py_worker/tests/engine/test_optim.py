@@ -39,3 +39,34 @@ def test_sgd_steps_as_torch_sgd_with_lr_changes(nesterov: bool, dtype: torch.dty
     for p, q in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(opt.torch_optimizer.state[p]["momentum_buffer"],
                                    torch_opt.state[q]["momentum_buffer"], rtol=1e-6, atol=1e-7)
+
+
+def test_fused_sgd_env_switches_to_the_foreach_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMBQ_FUSED_SGD=0 steps float32 parameters through the foreach chain (torch's fused kernel is never called) with
+    the same update; any value but 0 or 1 is refused, naming the variable."""
+    calls = {"n": 0}
+    real = torch._fused_sgd_
+
+    def counting(*args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        real(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(torch, "_fused_sgd_", counting)
+    results = []
+    for mode in ("1", "0"):
+        monkeypatch.setenv("DMBQ_FUSED_SGD", mode)
+        model = _model(torch.float32)
+        opt = TrainingOptimizer(model, OptimizerOptions("sgd", 0.1, 0.9, 1e-3, False, 1.0), torch.device("cpu"))
+        before = calls["n"]
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            model.zero_grad(set_to_none=True)
+            model(torch.randn(4, 6, generator=gen)).square().sum().backward()
+            opt.step()
+        assert (calls["n"] > before) == (mode == "1")
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    monkeypatch.setenv("DMBQ_FUSED_SGD", "off")
+    with pytest.raises(ValueError, match="DMBQ_FUSED_SGD"):
+        TrainingOptimizer(_model(torch.float32), OptimizerOptions("sgd", 0.1, 0.9, 0.0, False, 1.0), torch.device("cpu"))
