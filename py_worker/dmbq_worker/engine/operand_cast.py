@@ -14,12 +14,12 @@ a job (DDP reads the module's parameters in its forward).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from dmbq_worker.engine.switches import switch_on
 from dmbq_worker.quant.fused import conv_operand_dtype
 from dmbq_worker.quant.layers import QuantConv2d, QuantLinear
 
@@ -27,10 +27,7 @@ OPERAND_CAST_ENV = "DMBQ_OPERAND_CAST"
 
 
 def operand_cast_enabled() -> bool:
-    mode = os.environ.get(OPERAND_CAST_ENV, "1")
-    if mode not in ("0", "1"):
-        raise ValueError(f"{OPERAND_CAST_ENV}: {mode!r} is not 1 (on, the default) or 0 (off)")
-    return mode == "1"
+    return switch_on(OPERAND_CAST_ENV)
 
 
 class _CastAll(torch.autograd.Function):

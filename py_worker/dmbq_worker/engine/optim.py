@@ -4,12 +4,12 @@ torch.optim.SGD's (momentum_buffer)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from dmbq_worker.engine.switches import switch_on
 from dmbq_worker.errors import invalid
 
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
@@ -42,10 +42,7 @@ FUSED_SGD_ENV = "DMBQ_FUSED_SGD"
 
 def fused_sgd_enabled() -> bool:
     """torch's fused SGD kernel (the default) or the foreach chain (DMBQ_FUSED_SGD=0, to compare the two)."""
-    mode = os.environ.get(FUSED_SGD_ENV, "1")
-    if mode not in ("0", "1"):
-        raise ValueError(f"{FUSED_SGD_ENV}: {mode!r} is not 1 (on, the default) or 0 (off)")
-    return mode == "1"
+    return switch_on(FUSED_SGD_ENV)
 
 
 def _is_clip(name: str) -> bool:
