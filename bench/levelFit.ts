@@ -10,10 +10,9 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { quantizerMse } from "../ts/levels/index.js";
+import { quantizerMse, sampleDraws } from "../ts/levels/index.js";
 import { empiricalWeightTable, histogramInputDistribution, weightTable } from "../ts/experiment/levelTables.js";
 import type { HistogramRecord } from "../ts/experiment/records.js";
-import { seededRandom } from "../ts/util/seededRandom.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -64,14 +63,7 @@ function fitLayer(h: HistogramRecord): Fit {
 
 /** A 2,048-bin histogram of 400k seeded draws of a unit law, scaled to mean|x| = 1 (the tables' unit). */
 function sampledLaw(name: "laplace" | "gaussian", seed: number): HistogramRecord {
-  const rand = seededRandom(seed);
-  const xs = new Float64Array(400_000);
-  for (let i = 0; i < xs.length; i++) {
-    const u = rand() || Number.MIN_VALUE;
-    xs[i] = name === "laplace"
-      ? (rand() < 0.5 ? -1 : 1) * -Math.log(u)
-      : Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  }
+  const xs = sampleDraws(name, true, seed, 400_000);
   const meanAbs = xs.reduce((s, x) => s + Math.abs(x), 0) / xs.length;
   const hi = xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0) / meanAbs;
   const counts = new Array<number>(2048).fill(0);

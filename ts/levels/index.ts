@@ -6,7 +6,7 @@ export { histogramDistribution } from "./histogram.js";
 export { levelsFromAlpha, thresholdsOf, MIN_BITS, MAX_BITS } from "./levelSet.js";
 export { quantizerMse } from "./cellError.js";
 export { solveLevels, solveLevelsAllBits, refinementStarts, type LevelSolution, type SolveOptions } from "./solveLevels.js";
-export { VERIFICATION_LAWS, verificationLaw, sampleHistogram, type VerificationLaw } from "./verificationLaws.js";
+export { VERIFICATION_LAWS, verificationLaw, sampleDraws, sampleHistogram, type VerificationLaw } from "./verificationLaws.js";
 export { lloydMax, type LloydMaxResult } from "./lloydMax.js";
 export { bestUniformGrid, type UniformGrid } from "./uniformGrid.js";
 export { KNOWN_OPTIMA, knownOptimum, knownOptimumStarts, type KnownOptimum } from "./knownOptima.js";

@@ -44,15 +44,20 @@ function draw(name: LawName, signed: boolean, rand: () => number): number {
   return signed ? x : Math.abs(x);
 }
 
-/** A `bins`-bin histogram of `samples` seeded draws, over [min, max] of the draws (as the worker bins a layer). */
-export function sampleHistogram(name: LawName, signed: boolean, seed: number, samples = HISTOGRAM_SAMPLES, bins = HISTOGRAM_BINS): Distribution {
+/** `samples` seeded draws of the named unit-scale law (signed) or its fold (unsigned). */
+export function sampleDraws(name: LawName, signed: boolean, seed: number, samples = HISTOGRAM_SAMPLES): Float64Array {
   const rand = seededRandom(seed);
   const xs = new Float64Array(samples);
+  for (let i = 0; i < samples; i++) xs[i] = draw(name, signed, rand);
+  return xs;
+}
+
+/** A `bins`-bin histogram of `samples` seeded draws, over [min, max] of the draws (as the worker bins a layer). */
+export function sampleHistogram(name: LawName, signed: boolean, seed: number, samples = HISTOGRAM_SAMPLES, bins = HISTOGRAM_BINS): Distribution {
+  const xs = sampleDraws(name, signed, seed, samples);
   let lo = Infinity;
   let hi = -Infinity;
-  for (let i = 0; i < samples; i++) {
-    const x = draw(name, signed, rand);
-    xs[i] = x;
+  for (const x of xs) {
     lo = Math.min(lo, x);
     hi = Math.max(hi, x);
   }
