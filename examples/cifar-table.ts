@@ -1,7 +1,8 @@
 // The CIFAR-10 table of docs/RESULTS.md ("The table now") in one command: each row's recipe is data here, every
 // stage runs as the reproduce-cifar.js command that the table lists (so a cell and its command cannot drift apart),
 // for every seed, spread over the devices; then each row's mean, its distance from its FP run and whether it meets
-// issue 6's target are computed from the runs' result.json (table.md, table.json in the runs folder).
+// issue 6's target are computed from the runs' result.json (table.md, table.json in the runs folder; table.json's
+// `results` are the finished runs in docs/results.json's schema).
 //
 //   node dist/examples/cifar-table.js --data $CIFAR10_DIR --runs runs/table [--seeds 0,1] [--rows r20-w2a2-cp,...]
 //        [--devices cuda:0,cuda:1] [--per-device 2] [--deadline-s 0] [--dry-run]
@@ -18,7 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { RunResult } from "../ts/experiment/index.js";
-import { runOnDevices, type Job } from "./reproduce-cifar.js";
+import { ROWS, commit, runOnDevices, type Job } from "./reproduce-cifar.js";
 
 // ---------------------------------------------------------------- the recipes
 
@@ -269,6 +270,48 @@ function readSeed(o: TableOptions, row: TableRow, seed: number): SeedResult | un
   return { seed, top1: r.top1, fpTop1: r.fpTop1, avgWBits: r.avgWBits, avgABits: r.avgABits, sizeMb: r.sizeMb };
 }
 
+/** One finished seed of a row in docs/results.json's schema (issue 6), so a table's runs can be appended there as they are. */
+export interface ResultsRecord {
+  model: string;
+  config: string;
+  table_row: string;
+  top1: number;
+  fp_top1: number | null;
+  avg_w_bits: number;
+  avg_a_bits: number;
+  size_mb: number;
+  epochs: number;
+  gpu: string;
+  epoch_time_ratio: null;
+  paper_top1: number | null;
+  seed: number;
+  command: string;
+  date: string;
+  commit: string | null;
+}
+
+/** The records of every finished seed: the row's last stage, with the commands of its whole chain (joined by &&). */
+export function resultsRecords(o: TableOptions, rows: TableRow[] = o.rows): ResultsRecord[] {
+  const plan = new Map(planTable({ ...o, rows }).map((s) => [s.id, s]));
+  const out: ResultsRecord[] = [];
+  for (const row of rows) {
+    for (const seed of o.seeds) {
+      const stages = row.stages.map((st) => plan.get(`${st.folder}-s${seed}/${st.row}`)!);
+      const last = stages[stages.length - 1]!;
+      const file = join(last.runsDir, last.row, "result.json");
+      if (!existsSync(file)) continue;
+      const r = JSON.parse(readFileSync(file, "utf8")) as RunResult;
+      out.push({
+        model: row.model, config: last.row, table_row: row.id, top1: r.top1, fp_top1: r.fpTop1 ?? null,
+        avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits, size_mb: r.sizeMb, epochs: r.epochs,
+        gpu: r.device.replace(/^[a-z]+: /, ""), epoch_time_ratio: null, paper_top1: ROWS.find((x) => x.id === last.row)?.paper ?? null,
+        seed, command: stages.map((st) => stageCommand(o, st)).join(" && "), date: r.finishedAt.slice(0, 10), commit: commit(),
+      });
+    }
+  }
+  return out;
+}
+
 export function tableMarkdown(verdicts: RowVerdict[]): string {
   const f = (x: number | undefined, sign = false): string => (x === undefined ? "—" : `${sign && x >= 0 ? "+" : ""}${x.toFixed(2)}`);
   const lines = ["| row | top-1 by seed | mean | FP | Δ | target | met? | avg W / A bits | size (MB) |", "|---|---|---|---|---|---|---|---|---|"];
@@ -339,7 +382,8 @@ export async function runTable(o: TableOptions): Promise<RowVerdict[]> {
   const md = tableMarkdown(verdicts);
   writeFileSync(join(o.runsDir, "table.md"), md);
   const commands = Object.fromEntries(plan.map((s) => [s.id, stageCommand(o, s)]));
-  writeFileSync(join(o.runsDir, "table.json"), JSON.stringify({ seeds: o.seeds, rows: verdicts, granularity: granularityOrder(verdicts) ?? null, commands }, null, 2) + "\n");
+  writeFileSync(join(o.runsDir, "table.json"), JSON.stringify({ seeds: o.seeds, rows: verdicts, granularity: granularityOrder(verdicts) ?? null, commands,
+    results: resultsRecords(o) }, null, 2) + "\n");
   console.log(`\n${md}`);
   return verdicts;
 }

@@ -532,7 +532,8 @@ function resumableEpochs(dir: string): number | undefined {
 }
 
 const today = (): string => new Date().toISOString().slice(0, 10);
-function commit(): string | null {
+/** The short commit of the checkout, or null in a copy without .git. */
+export function commit(): string | null {
   try {
     return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() || null;
   } catch {

@@ -52,6 +52,16 @@ describe("cifar-table: a table on the CPU (real workers)", function () {
     assert.match(readFileSync(join(runs, "table.md"), "utf8"), /\| ResNet-20 W1\/A32 CP \| [\d.]+ \(s0\) \|/);
     assert.ok(existsSync(join(runs, "logs", "r20-s0--r20-w1a32-cp.log")));
     assert.match(out.commands["r20-s0/r20-w1a32-cp"], /--start-from r20-w1a32-cp=r20-w2a32-cp .*--resume-existing$/);
+    // the runs in docs/results.json's schema, W1/A32's command its whole chain
+    const rec = (out.results as Record<string, unknown>[]).find((r) => r.table_row === "r20-w1a32-cp")!;
+    assert.deepEqual(Object.keys(rec).slice(0, 11), ["model", "config", "table_row", "top1", "fp_top1", "avg_w_bits", "avg_a_bits", "size_mb", "epochs", "gpu", "epoch_time_ratio"]);
+    assert.equal(rec.top1, w1.top1);
+    assert.equal(rec.fp_top1, fp.top1);
+    assert.equal(rec.paper_top1, 91.4);
+    assert.equal(rec.epochs, 2);
+    assert.equal(rec.seed, 0);
+    assert.equal(rec.gpu, w1.device.replace(/^[a-z]+: /, ""));
+    assert.match(rec.command as string, /--rows r20-w2a32-cp .* && node dist\/examples\/reproduce-cifar\.js .*--rows r20-w1a32-cp /);
 
     const again = table();
     assert.equal(again.status, 0, again.stdout + again.stderr);
