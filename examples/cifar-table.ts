@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { RunResult } from "../ts/experiment/index.js";
-import { ROWS, commit, runOnDevices, type Job } from "./reproduce-cifar.js";
+import { commit, epochsOf, finishedResult, parseOptions, rowById, runOnDevices, type Job } from "./reproduce-cifar.js";
 
 // ---------------------------------------------------------------- the recipes
 
@@ -74,9 +74,9 @@ export const TABLE: TableRow[] = [
 ];
 
 /** The FP run every quantized row of a model starts from: its folder and row (seed 0, whatever --seeds says). */
-export const FP_STAGES: Record<TableRow["model"], Stage> = {
-  resnet20: { folder: "fp", row: "r20-fp", args: [] },
-  vgg_small: { folder: "vgg-fp", row: "vgg-fp", args: [] },
+export const FP_STAGES: Record<TableRow["model"], Pick<Stage, "folder" | "row">> = {
+  resnet20: { folder: "fp", row: "r20-fp" },
+  vgg_small: { folder: "vgg-fp", row: "vgg-fp" },
 };
 
 // ---------------------------------------------------------------- options
@@ -160,38 +160,43 @@ export interface PlannedStage extends Job {
   model: TableRow["model"];
   /** reproduce-cifar.js's arguments, without --devices (the scheduler adds the device). */
   argv: string[];
+  /** The epochs its run is finished at, as the driver counts them for these arguments. */
+  epochs: number;
 }
 
-const seedFolder = (o: TableOptions, folder: string, seed: number): string => join(o.runsDir, `${folder}-s${seed}`);
+/** A stage's id in the plan: `FOLDER-sSEED/ROW` for a seed's stage, `FOLDER/ROW` for an FP run (one for all seeds). */
+export const stageId = (folder: string, row: string, seed?: number): string => `${folder}${seed === undefined ? "" : `-s${seed}`}/${row}`;
 
-/** The stages to run for the selected rows and seeds, each once (a stage shared by rows runs once), FP runs first. */
+/**
+ * The stages to run for the selected rows and seeds, each once (a stage shared by rows runs once), FP runs first.
+ * Each stage's arguments go through the driver's own parser, so a bad epoch count or precision is refused here,
+ * naming the flag, before anything runs.
+ */
 export function planTable(o: TableOptions): PlannedStage[] {
   const plan = new Map<string, PlannedStage>();
-  const add = (id: string, stage: PlannedStage): void => {
+  const add = (id: string, runsDir: string, row: string, model: TableRow["model"], argv: string[], after?: string): void => {
     const had = plan.get(id);
-    if (had && had.argv.join(" ") !== stage.argv.join(" ")) throw new Error(`table: stage ${id} is defined twice with different flags`);
-    if (!had) plan.set(id, stage);
+    if (had && had.argv.join(" ") !== argv.join(" ")) throw new Error(`table: stage ${id} is defined twice with different flags`);
+    if (!had) plan.set(id, { id, ...(after ? { after } : {}), runsDir, row, model, argv, epochs: epochsOf(parseOptions(argv), rowById(row)) });
   };
   const fpDir = (model: TableRow["model"]): string => join(o.runsDir, FP_STAGES[model].folder);
   const modelArgs = (model: TableRow["model"]): string[] => [...o.commonArgs, ...(model === VGG ? o.vggArgs : [])];
   for (const model of [R20, VGG]) {
     if (!o.rows.some((r) => r.model === model)) continue;
     const fp = FP_STAGES[model];
-    add(`${fp.folder}/${fp.row}`, { id: `${fp.folder}/${fp.row}`, runsDir: fpDir(model), row: fp.row, model,
-      argv: ["--data", o.data, "--runs", fpDir(model), "--rows", fp.row, ...modelArgs(model), "--seed", "0", "--resume-existing"] });
+    add(stageId(fp.folder, fp.row), fpDir(model), fp.row, model,
+      ["--data", o.data, "--runs", fpDir(model), "--rows", fp.row, ...modelArgs(model), "--seed", "0", "--resume-existing"]);
   }
   for (const seed of o.seeds) {
     for (const row of o.rows) {
+      const fp = FP_STAGES[row.model];
       for (const st of row.stages) {
-        const runsDir = seedFolder(o, st.folder, seed);
-        const fp = FP_STAGES[row.model];
-        add(`${st.folder}-s${seed}/${st.row}`, {
-          id: `${st.folder}-s${seed}/${st.row}`,
-          after: st.after ? `${st.after.split("/")[0]}-s${seed}/${st.after.split("/")[1]}` : `${fp.folder}/${fp.row}`,
-          runsDir, row: st.row, model: row.model,
-          argv: ["--data", o.data, "--runs", runsDir, "--rows", st.row, ...modelArgs(row.model), "--seed", String(seed),
+        const runsDir = join(o.runsDir, `${st.folder}-s${seed}`);
+        const [afterFolder, afterRow] = st.after?.split("/") ?? [];
+        add(stageId(st.folder, st.row, seed), runsDir, st.row, row.model,
+          ["--data", o.data, "--runs", runsDir, "--rows", st.row, ...modelArgs(row.model), "--seed", String(seed),
             ...st.args, "--fp-from", fpDir(row.model), "--resume-existing"],
-        });
+          afterFolder && afterRow ? stageId(afterFolder, afterRow, seed) : stageId(fp.folder, fp.row));
       }
     }
   }
@@ -261,12 +266,15 @@ export function granularityOrder(verdicts: RowVerdict[]): { holds: boolean; mean
   return { holds: means.cp! >= means.lp! && means.lp! >= means.gp!, means };
 }
 
-function readSeed(o: TableOptions, row: TableRow, seed: number): SeedResult | undefined {
-  const last = row.stages[row.stages.length - 1]!;
-  const file = join(seedFolder(o, last.folder, seed), last.row, "result.json");
-  if (!existsSync(file)) return undefined;
-  const r = JSON.parse(readFileSync(file, "utf8")) as RunResult;
-  if (r.fpTop1 === undefined) throw new Error(`${file}: no fpTop1 (a quantized run's result names the FP run it is compared with)`);
+/** A row's stages for one seed, from the plan, its last one (the row's result) last. */
+const chainOf = (byId: ReadonlyMap<string, PlannedStage>, row: TableRow, seed: number): PlannedStage[] =>
+  row.stages.map((st) => byId.get(stageId(st.folder, st.row, seed))!);
+
+/** The result of a stage's run when it finished the stage's epochs (not one left from a run of another length). */
+export const stageResult = (st: PlannedStage): RunResult | undefined => finishedResult(join(st.runsDir, st.row), st.epochs);
+
+function seedResult(st: PlannedStage, seed: number, r: RunResult): SeedResult {
+  if (r.fpTop1 === undefined) throw new Error(`${join(st.runsDir, st.row, "result.json")}: no fpTop1 (a quantized run's result names the FP run it is compared with)`);
   return { seed, top1: r.top1, fpTop1: r.fpTop1, avgWBits: r.avgWBits, avgABits: r.avgABits, sizeMb: r.sizeMb };
 }
 
@@ -290,26 +298,15 @@ export interface ResultsRecord {
   commit: string | null;
 }
 
-/** The records of every finished seed: the row's last stage, with the commands of its whole chain (joined by &&). */
-export function resultsRecords(o: TableOptions, rows: TableRow[] = o.rows): ResultsRecord[] {
-  const plan = new Map(planTable({ ...o, rows }).map((s) => [s.id, s]));
-  const out: ResultsRecord[] = [];
-  for (const row of rows) {
-    for (const seed of o.seeds) {
-      const stages = row.stages.map((st) => plan.get(`${st.folder}-s${seed}/${st.row}`)!);
-      const last = stages[stages.length - 1]!;
-      const file = join(last.runsDir, last.row, "result.json");
-      if (!existsSync(file)) continue;
-      const r = JSON.parse(readFileSync(file, "utf8")) as RunResult;
-      out.push({
-        model: row.model, config: last.row, table_row: row.id, top1: r.top1, fp_top1: r.fpTop1 ?? null,
-        avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits, size_mb: r.sizeMb, epochs: r.epochs,
-        gpu: r.device.replace(/^[a-z]+: /, ""), epoch_time_ratio: null, paper_top1: ROWS.find((x) => x.id === last.row)?.paper ?? null,
-        seed, command: stages.map((st) => stageCommand(o, st)).join(" && "), date: r.finishedAt.slice(0, 10), commit: commit(),
-      });
-    }
-  }
-  return out;
+/** A finished seed of a row as a record: the row's last stage, with the commands of its whole chain (joined by &&). */
+function resultsRecord(o: TableOptions, row: TableRow, seed: number, chain: PlannedStage[], r: RunResult, sha: string | null): ResultsRecord {
+  const last = chain[chain.length - 1]!;
+  return {
+    model: row.model, config: last.row, table_row: row.id, top1: r.top1, fp_top1: r.fpTop1 ?? null,
+    avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits, size_mb: r.sizeMb, epochs: r.epochs,
+    gpu: r.device.replace(/^[a-z]+: /, ""), epoch_time_ratio: null, paper_top1: rowById(last.row).paper ?? null,
+    seed, command: chain.map((st) => stageCommand(o, st)).join(" && "), date: r.finishedAt.slice(0, 10), commit: sha,
+  };
 }
 
 export function tableMarkdown(verdicts: RowVerdict[]): string {
@@ -349,9 +346,8 @@ function runStage(o: TableOptions, st: PlannedStage, device: string, deadlineAt:
     child.on("error", (err) => fail(new Error(`could not start reproduce-cifar: ${err.message}`)));
     child.on("close", (code) => {
       log.end();
-      const result = join(st.runsDir, st.row, "result.json");
-      if (code === 0 && existsSync(result)) {
-        const r = JSON.parse(readFileSync(result, "utf8")) as RunResult;
+      const r = code === 0 ? stageResult(st) : undefined;
+      if (r) {
         console.log(`[${st.id}] top-1 ${r.top1.toFixed(2)}%`);
         done();
       } else {
@@ -363,8 +359,7 @@ function runStage(o: TableOptions, st: PlannedStage, device: string, deadlineAt:
   });
 }
 
-export async function runTable(o: TableOptions): Promise<RowVerdict[]> {
-  const plan = planTable(o);
+export async function runTable(o: TableOptions, plan: PlannedStage[] = planTable(o)): Promise<RowVerdict[]> {
   if (o.dryRun) {
     for (const st of plan) console.log(`${st.id}${st.after ? ` (after ${st.after})` : ""}: ${stageCommand(o, st)}`);
     return [];
@@ -375,28 +370,45 @@ export async function runTable(o: TableOptions): Promise<RowVerdict[]> {
   const outcomes = await runOnDevices(plan, o.devices, o.perDevice, (job, device) => runStage(o, byId.get(job.id)!, device, deadlineAt),
     () => !deadlineAt || Date.now() < deadlineAt);
   for (const [id, out] of outcomes) if (!out.ok) console.error(`[${id}] ${out.error.message}`);
+  // each row's seeds read once: for its verdict and for its records
+  const sha = commit();
+  const results: ResultsRecord[] = [];
   const verdicts = o.rows.map((row) => {
-    const seeds = o.seeds.map((s) => readSeed(o, row, s));
-    return rowVerdict(row, seeds.filter((s): s is SeedResult => s !== undefined), o.seeds.filter((_, i) => !seeds[i]));
+    const seeds: SeedResult[] = [];
+    const missing: number[] = [];
+    for (const seed of o.seeds) {
+      const chain = chainOf(byId, row, seed);
+      const last = chain[chain.length - 1]!;
+      const r = stageResult(last);
+      if (!r) {
+        missing.push(seed);
+        continue;
+      }
+      seeds.push(seedResult(last, seed, r));
+      results.push(resultsRecord(o, row, seed, chain, r, sha));
+    }
+    return rowVerdict(row, seeds, missing);
   });
   const md = tableMarkdown(verdicts);
   writeFileSync(join(o.runsDir, "table.md"), md);
   const commands = Object.fromEntries(plan.map((s) => [s.id, stageCommand(o, s)]));
   writeFileSync(join(o.runsDir, "table.json"), JSON.stringify({ seeds: o.seeds, rows: verdicts, granularity: granularityOrder(verdicts) ?? null, commands,
-    results: resultsRecords(o) }, null, 2) + "\n");
+    results }, null, 2) + "\n");
   console.log(`\n${md}`);
   return verdicts;
 }
 
 async function main(): Promise<void> {
   let o: TableOptions;
+  let plan: PlannedStage[];
   try {
     o = parseTableOptions(process.argv.slice(2));
+    plan = planTable(o); // the driver's parser sees every stage's flags before any stage runs
   } catch (err) {
     console.error((err as Error).message);
     process.exit(2);
   }
-  const verdicts = await runTable(o);
+  const verdicts = await runTable(o, plan);
   // a stage that did not finish leaves its row's seed missing: say so in the exit status too
   if (verdicts.some((v) => v.missing.length)) process.exitCode = 1;
 }

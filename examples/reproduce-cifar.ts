@@ -429,7 +429,7 @@ export function startChain(startFrom: ReadonlyMap<string, string>, id: string): 
   return back.reverse();
 }
 
-const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
+export const rowById = (id: string): Row => ROWS.find((r) => r.id === id)!;
 
 /** The fine-tuning LR of a quantized row: `--lr-q` if given, else the row's own, else DEFAULT_LR_Q. */
 export const lrQOf = (o: Pick<Options, "lrQ">, row: Row): number => o.lrQ ?? row.lrQ ?? DEFAULT_LR_Q;
@@ -518,7 +518,7 @@ export function rowCommand(o: Options, row: Row): string {
 }
 
 /** result.json of a run that finished `epochs` epochs, or undefined. */
-function finishedResult(dir: string, epochs: number): RunResult | undefined {
+export function finishedResult(dir: string, epochs: number): RunResult | undefined {
   const p = join(dir, "result.json");
   if (!existsSync(p)) return undefined;
   const r = JSON.parse(readFileSync(p, "utf8")) as RunResult;

@@ -1,9 +1,9 @@
 // examples/cifar-table.ts: the table's recipes as reproduce-cifar commands, the plan over seeds, the verdicts.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TABLE, granularityOrder, parseTableOptions, planTable, rowVerdict, stageCommand, tableMarkdown, type SeedResult } from "../../examples/cifar-table.js";
+import { TABLE, granularityOrder, parseTableOptions, planTable, rowVerdict, stageCommand, stageResult, tableMarkdown, type SeedResult } from "../../examples/cifar-table.js";
 import { ROWS, parseOptions, rowConfig } from "../../examples/reproduce-cifar.js";
 
 const seed = (s: number, top1: number, fpTop1 = 87.05): SeedResult => ({ seed: s, top1, fpTop1, avgWBits: 2, avgABits: 2, sizeMb: 0.107 });
@@ -70,6 +70,17 @@ describe("cifar-table: the plan", () => {
     }
   });
 
+  it("takes a stage's result only when its run finished the stage's epochs, as the driver counts them", () => {
+    const plan = planTable(opts("--rows", "vgg-w1a2-cp", "--seeds", "0", "--vgg-epochs", "30,20"));
+    assert.deepEqual(plan.map((s) => s.epochs), [30, 20]);
+    const st = plan[1]!;
+    mkdirSync(join(st.runsDir, st.row), { recursive: true });
+    writeFileSync(join(st.runsDir, st.row, "result.json"), JSON.stringify({ epochs: 2, top1: 10 })); // a toy run left in the folder
+    assert.equal(stageResult(st), undefined);
+    writeFileSync(join(st.runsDir, st.row, "result.json"), JSON.stringify({ epochs: 20, top1: 89.6 }));
+    assert.equal(stageResult(st)?.top1, 89.6);
+  });
+
   it("names the bad flag", () => {
     assert.throws(() => opts("--rows", "r20-w3a3"), /^Error: --rows: unknown r20-w3a3; the table's rows are r20-w4a4-gp,/);
     assert.throws(() => opts("--seeds", "0,0"), /--seeds: "0,0" names a seed twice/);
@@ -78,6 +89,8 @@ describe("cifar-table: the plan", () => {
     assert.throws(() => opts("--vgg-epochs", "60"), /--vgg-epochs: "60" is not FP,Q/);
     assert.throws(() => opts("--deadline-s", "-1"), /--deadline-s/);
     assert.throws(() => parseTableOptions(["--data", join(data, "nope")]), /--data: folder .*nope does not exist/);
+    // the stages' own flags go through the driver's parser when the table is planned, before anything runs
+    assert.throws(() => planTable(opts("--precision", "fp16")), /--precision: "fp16" is not fp32 or bf16/);
   });
 
   it("has a target for every row of the table and none for the ablation", () => {
