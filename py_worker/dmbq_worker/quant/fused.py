@@ -8,8 +8,10 @@ DMBQ_FUSED_QUANT=0, keeps the torch ops. With DMBQ_FUSED_QUANT=interpret the ker
 Triton's interpreter: that is how the CPU tests compare the two paths.
 
 Values and input gradients equal the Functions' bit for bit (bench: python -m dmbq_worker.quant.fused_check). By
-design: the clip gradient and the sensitivities are sums in another order (float atomics across blocks), equal to
-rounding; and the probes receive each step's *signed* sums, as from weight_quant_ops / act_quant_ops, so only a
+design: the clip gradient and the sensitivities are sums in another order, equal to rounding. That order is fixed
+(DMBQ_FUSED_DETERMINISTIC=1, the default: the activation backward's last block adds every block's partial sums), so
+a seeded CUDA run repeats bit for bit; DMBQ_FUSED_DETERMINISTIC=0 adds them with float atomics in whatever order
+the blocks finish, which made two runs of one command end 0.8 points apart at W2/A2 (docs/RESULTS.md). And the probes receive each step's *signed* sums, as from weight_quant_ops / act_quant_ops, so only a
 collector that folds |.| after every step (SensitivityCollector(fold_each_step=True), the service's choice wherever
 this path runs) may lend them its probes: the quantizers check `signed_probes`.
 """
@@ -53,6 +55,15 @@ def _kernels() -> ModuleType:
 
         _kernels_module = fused_kernels
     return _kernels_module
+
+
+def deterministic() -> bool:
+    """DMBQ_FUSED_DETERMINISTIC: "1" (default): the activation backward's sums in a fixed order; "0": float atomics.
+    Read at every call, as DMBQ_FUSED_QUANT is (the bench switches it between timings)."""
+    raw = os.environ.get("DMBQ_FUSED_DETERMINISTIC", "1")
+    if raw not in ("0", "1"):
+        raise ValueError(f"DMBQ_FUSED_DETERMINISTIC: {raw!r} is not 0 or 1")
+    return raw == "1"
 
 
 def fused_enabled() -> bool:
@@ -130,13 +141,15 @@ ACT_WARPS = _env_int("DMBQ_FUSED_ACT_WARPS", 4, 1)
 # the backward's own (its blocks each add their partial sums atomically: fewer, larger blocks contend less)
 ACT_BWD_TILE = _env_int("DMBQ_FUSED_ACT_BWD_TILE", ACT_TILE, 1)
 ACT_BWD_WARPS = _env_int("DMBQ_FUSED_ACT_BWD_WARPS", ACT_WARPS, 1)
-# Row tiles each backward block runs before it adds its sums atomically (bench/fused_tiles.py --iters); 0: 2 where
+# Row tiles each backward block runs before it hands its sums on (bench/fused_tiles.py --iters); 0: 2 where
 # one each would make a grid of more than ACT_BWD_MAX_BLOCKS blocks, else 1. Measured on an H100 (docs/RESULTS.md,
 # ninth engine run): with sensitivities, 2 tiles a block for ResNet-20's 16-channel 32x32 inputs (512 blocks of one
 # tile) took 9.1 us instead of 11.6 (forward + backward); for its 256- and 128-block inputs one tile stays best, and
 # 4 or 8 cost more everywhere (the loop serializes the tiles' loads).
 ACT_BWD_ITERS = _env_int("DMBQ_FUSED_ACT_BWD_ITERS", 0, 0)
 ACT_BWD_MAX_BLOCKS = 256
+# Partial-sum rows the deterministic backward's last block adds per load ([RED_R, BLOCK_C] at a time)
+ACT_BWD_RED_R = 64
 
 
 def _act_grid(m: int, c: int, tile: int, iters: int = 1) -> tuple[tuple[int, int], int, int]:
@@ -254,16 +267,19 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         m = x.numel() // c
         out = torch.empty_like(x, dtype=out_dtype or x.dtype)
         clip32 = clip.float()
-        # dL/dclip's sum, zeroed by the forward kernel (the backward's blocks add into it): no fill launch
+        # dL/dclip's sum and the deterministic backward's count of finished blocks, zeroed by the forward kernel
+        # (the backward adds into them): no fill launch
         grad_clip = torch.empty(1, device=x.device, dtype=torch.float32)
+        det = deterministic()
+        count = torch.empty(1, device=x.device, dtype=torch.int32) if det else None
         grid, block_m, block_c = _act_grid(m, c, ACT_TILE)
-        k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, grad_clip, m, c,
+        k_.act_forward_kernel[grid](x, out, clip32, n_steps, fp_mask, grad_clip, count if det else grad_clip, m, c,
                                     HAS_FP=any_fp, RELU_INPUT=relu_input, BLOCK_M=block_m, BLOCK_C=block_c,
-                                    num_warps=ACT_WARPS, **_NO_FMA)
+                                    DETERMINISTIC=det, num_warps=ACT_WARPS, **_NO_FMA)
         ctx.save_for_backward(x, clip32, n_steps, fp_mask, lower_n_steps)
         ctx.probe, ctx.probe_lower = probe, probe_lower
         ctx.any_fp, ctx.relu_input = any_fp, relu_input
-        ctx.grad_clip = grad_clip
+        ctx.grad_clip, ctx.count = grad_clip, count
         ctx.clip_shape, ctx.clip_dtype = clip.shape, clip.dtype
         return out
 
@@ -282,11 +298,18 @@ class FusedUniformActQuantSTE(torch.autograd.Function):
         sens, sens_lower = _running_sum(ctx.probe), _running_sum(ctx.probe_lower)
         iters = ACT_BWD_ITERS or _act_bwd_iters(m, c)
         grid, block_m, block_c = _act_grid(m, c, ACT_BWD_TILE, iters)
+        count = ctx.count  # zeroed by the forward; the last block leaves it at 0 for a second backward
+        if count is not None:
+            rows, cols = grid
+            # the blocks' partials: dL/dclip per block, then [rows, c] sensitivities and [rows, c] look-ahead's
+            parts = torch.empty(rows * cols + 2 * rows * c, device=x.device, dtype=torch.float32)
         k_.act_backward_kernel[grid](
             x, g, grad_x, clip32, n_steps, lower_n_steps, fp_mask, grad_clip,
-            sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip, m, c,
+            sens if sens is not None else grad_clip, sens_lower if sens_lower is not None else grad_clip,
+            parts if count is not None else grad_clip, count if count is not None else grad_clip, m, c,
             HAS_FP=ctx.any_fp, HAS_SENS=sens is not None, HAS_LOWER=sens_lower is not None, RELU_INPUT=ctx.relu_input,
-            BLOCK_M=block_m, BLOCK_C=block_c, ITERS=iters, num_warps=ACT_BWD_WARPS, **_NO_FMA,
+            BLOCK_M=block_m, BLOCK_C=block_c, ITERS=iters, DETERMINISTIC=count is not None, RED_R=ACT_BWD_RED_R,
+            num_warps=ACT_BWD_WARPS, **_NO_FMA,
         )
         clip_grad = grad_clip.reshape(ctx.clip_shape).to(ctx.clip_dtype)
         return grad_x, clip_grad, None, None, None, None, None, None, None, None

@@ -8,9 +8,11 @@ and float32 emitted as bfloat16 (autocast's conv operand), forward and backward 
 sensitivity and look-ahead probes (the fused path hands them the signed sum of the step, the Functions its |.|:
 compared as |.|); and the weights of all cases at once through the one-launch batch (FusedWeightBatchSTE: values,
 gradients and sums). Weights are scaled by mean|w| with binary-weighted tables, and by max|w| with the min-max tables
-(top level 1: each channel's largest weight lands on it, at the STE's clip). Prints the largest differences; exits 1
-when values or input gradients differ (they must be equal bit for bit) or when a sum (sensitivities, clip gradient)
-is off by more than SUM_RTOL. On CPU the kernels run in Triton's interpreter
+(top level 1: each channel's largest weight lands on it, at the STE's clip). Then (--repeats) the activation
+backward on REPEAT_SHAPES, the same input many times: how many different sums came out. Prints the largest
+differences; exits 1 when values or input gradients differ (they must be equal bit for bit), when a sum
+(sensitivities, clip gradient) is off by more than SUM_RTOL, or when repeats of the deterministic backward (the
+default) differ in any bit. On CPU the kernels run in Triton's interpreter
 (DMBQ_FUSED_QUANT=interpret, set before torch imports Triton), which rounds float32 -> bfloat16 by truncation where
 CUDA rounds to nearest even: there bfloat16 values may differ by one unit in the last place (`value_ulps`).
 """
@@ -30,13 +32,14 @@ from dmbq_worker.quant.fused import (
     FusedUniformActQuantSTE,
     FusedWeightQuantSTE,
     act_fusable,
+    deterministic,
     weight_fusable,
 )
 from dmbq_worker.quant.levels import FP_BITS, MAX_BITS, MAX_LEVELS
 from dmbq_worker.quant.scheme import rows_by_width, weight_buffers
 from dmbq_worker.quant.weight_quantizer import ScaleStatistic, channel_statistic
 
-SUM_RTOL = 1e-5  # sums in another order (atomics across blocks): float32 rounding only
+SUM_RTOL = 1e-5  # sums in another order (the blocks' partial sums): float32 rounding only
 
 
 @dataclass
@@ -173,6 +176,33 @@ def compare_acts(device: torch.device, dtype: torch.dtype, shape: tuple[int, ...
                       _rel(plb.grad.abs(), pla.grad))
 
 
+def repeat_acts(device: torch.device, shape: tuple[int, ...], repeats: int, seed: int = 0) -> int:
+    """The fused activation quantizer's forward and backward `repeats` times on the same bfloat16 input (a ReLU's,
+    folded) and gradient: how many different (clip gradient, sensitivities, look-ahead sums) came out, bit for bit.
+    1 with DMBQ_FUSED_DETERMINISTIC=1 (the partial sums added in a fixed order); with =0 the blocks' float atomics
+    may add in another order each time."""
+    gen = torch.Generator().manual_seed(seed)
+    c = shape[1]
+    x = (torch.randn(shape, generator=gen) * 2.0).to(torch.bfloat16)
+    g = torch.randn(shape, generator=gen).to(torch.bfloat16)
+    if len(shape) == 4:
+        x, g = x.to(memory_format=torch.channels_last), g.to(memory_format=torch.channels_last)
+    x, g = x.to(device), g.to(device)
+    n = torch.full((c,), 3.0, device=device)
+    lower_n = torch.ones(c, device=device)
+    fp_mask = torch.zeros(c, dtype=torch.bool, device=device)
+    seen: set[bytes] = set()
+    for _ in range(repeats):
+        clip = torch.tensor([1.5], device=device, requires_grad=True)
+        probe, probe_lower = _probes(c, device)
+        y = FusedUniformActQuantSTE.apply(x, clip, n, fp_mask, lower_n, probe, probe_lower, False, None, True)
+        y.backward(g)
+        assert clip.grad is not None and probe.grad is not None and probe_lower.grad is not None
+        sums = torch.cat([clip.grad.reshape(1), probe.grad, probe_lower.grad]).cpu()
+        seen.add(sums.numpy().tobytes())
+    return len(seen)
+
+
 def compare_weight_batch(device: torch.device, out_dtype: torch.dtype | None, seed: int,
                          statistic: ScaleStatistic = "mean_abs") -> Difference:
     """FusedWeightBatchSTE (every layer's weight quantizer in one launch per direction) against the Function, layer
@@ -239,6 +269,11 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
 ]
 
 
+# ResNet-20's three activation shapes at batch 128 (hundreds of backward blocks adding into 16-64 channels) and one
+# of VGG-small's (several column blocks)
+REPEAT_SHAPES: list[tuple[int, ...]] = [(128, 16, 32, 32), (128, 32, 16, 16), (128, 64, 8, 8), (128, 128, 32, 32)]
+
+
 def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | None = None) -> list[Difference]:
     """Every case in float32 and bfloat16, and float32 emitted as bfloat16 (the conv operand under bf16 autocast);
     weights with mean|w| and with max|w| scales."""
@@ -260,6 +295,8 @@ def run_all(device: torch.device, cases: list[tuple[str, tuple[int, ...]]] | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=50,
+                        help="backward passes per REPEAT_SHAPES shape whose sums must be equal bit for bit (0: skip)")
     args = parser.parse_args()
     device = torch.device(args.device)
     allowed = 0.0 if device.type == "cuda" else 1.0
@@ -270,6 +307,14 @@ def main() -> None:
         print(f"| {d.case} | {d.value_ulps:.2f} | {d.grad_equal} | {d.clip_grad_rel:.2e} | {d.sens_rel:.2e} | "
               f"{d.sens_lower_rel:.2e} |")
     bad = [d.case for d in rows if not d.ok(allowed)]
+    if args.repeats > 0:
+        mode = "fixed order" if deterministic() else "atomics (DMBQ_FUSED_DETERMINISTIC=0)"
+        print(f"\n| activation backward, {mode} | repeats | different sums |\n|---|---|---|")
+        for shape in REPEAT_SHAPES:
+            distinct = repeat_acts(device, shape, args.repeats)
+            print(f"| {tuple(shape)} bfloat16, ReLU folded | {args.repeats} | {distinct} |")
+            if deterministic() and distinct != 1:
+                bad.append(f"repeat {tuple(shape)}")
     print("all equal" if not bad else f"DIFFER: {', '.join(bad)}")
     sys.exit(1 if bad else 0)
 

@@ -5,7 +5,8 @@ forward and backward; ~10 per weight quantizer), and ResNet-20 at batch 128 is s
 their arithmetic, cost the 1.4-2.3x over FP (docs/RESULTS.md). Here each direction is one pass over the tensor:
 
   act forward     x -> x_hat                                   (uniform levels on [0, clip], per-channel 2^b - 1)
-  act backward    x, g -> dL/dx, and atomically: dL/dclip, sum_e (x - x_hat) g / n per channel (+ the look-ahead's)
+  act backward    x, g -> dL/dx, and dL/dclip, sum_e (x - x_hat) g / n per channel (+ the look-ahead's): the
+                  blocks' partial sums added in a fixed order by the last block (or, opted out, atomically)
   weight forward  w -> w_hat                                   (the channel's table; a binary search per element)
   weight backward w, g -> dL/dw, and sum_e (w - w_hat) g / n per row (one program owns a row: no atomics)
 
@@ -70,14 +71,17 @@ def _act_tile(M, C, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr):
 
 @triton.jit
 def act_forward_kernel(
-    x_ptr, out_ptr, clip_ptr, n_ptr, fp_ptr, clip_grad_ptr, M, C,
+    x_ptr, out_ptr, clip_ptr, n_ptr, fp_ptr, clip_grad_ptr, count_ptr, M, C,
     HAS_FP: tl.constexpr, RELU_INPUT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+    DETERMINISTIC: tl.constexpr,
 ):
     """RELU_INPUT: x is a ReLU's input and the quantizer's input is relu(x); the levels' clamp at 0 is the ReLU
-    already, only full-precision channels need it. The first block zeroes clip_grad, which the backward's blocks
-    then add into: no fill kernel of its own."""
+    already, only full-precision channels need it. The first block zeroes clip_grad, which the backward adds into,
+    and (DETERMINISTIC) the backward's count of finished blocks: no fill kernel of their own."""
     if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
         tl.store(clip_grad_ptr, 0.0)
+        if DETERMINISTIC:
+            tl.store(count_ptr, 0)
     cols, cmask, mask, offs = _act_tile(M, C, BLOCK_M, BLOCK_C)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if RELU_INPUT:
@@ -103,17 +107,24 @@ def _error_terms(x, g, clipped, clip, n, fp, HAS_FP: tl.constexpr):
 
 @triton.jit
 def act_backward_kernel(
-    x_ptr, g_ptr, gx_ptr, clip_ptr, n_ptr, lower_n_ptr, fp_ptr, clip_grad_ptr, sens_ptr, sens_lower_ptr, M, C,
+    x_ptr, g_ptr, gx_ptr, clip_ptr, n_ptr, lower_n_ptr, fp_ptr, clip_grad_ptr, sens_ptr, sens_lower_ptr,
+    part_ptr, count_ptr, M, C,
     HAS_FP: tl.constexpr, HAS_SENS: tl.constexpr, HAS_LOWER: tl.constexpr, RELU_INPUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ITERS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr, ITERS: tl.constexpr, DETERMINISTIC: tl.constexpr,
+    RED_R: tl.constexpr,
 ):
-    """Every block runs ITERS row tiles of its channels, keeps its partial sums in registers across them, and adds
-    them atomically once: dL/dclip into clip_grad (zeroed by the forward), and this step's signed
-    sum_e (x - x_hat) g / M per channel into sens (the probe's gradient; the collector folds |.| after the step and
-    zeroes it: SensitivityCollector(fold_each_step=True)), the look-ahead's into sens_lower. (One tile per block
-    meant hundreds of blocks adding into the same few channel lines: the sensitivities cost 1.8x the backward's own
-    time; larger tiles spill.) RELU_INPUT: x is the ReLU's input (see the forward): the gradient also passes the
-    ReLU's (x > 0), the errors are relu(x)'s."""
+    """Every block runs ITERS row tiles of its channels and keeps its partial sums in registers across them:
+    dL/dclip, and this step's signed sum_e (x - x_hat) g / M per channel (the look-ahead's too). Then they go into
+    clip_grad (zeroed by the forward), sens (the probe's gradient; the collector folds |.| after the step and zeroes
+    it: SensitivityCollector(fold_each_step=True)) and sens_lower:
+      DETERMINISTIC  each block stores its partials (part: [R*CB] clip, then [R, C] sens, then [R, C] look-ahead),
+                     and the last block to finish (a ticket from count, zeroed by the forward) adds them up in a
+                     fixed order: the same sums every run, so a seeded run repeats bit for bit;
+      else           each block adds its partials atomically once: float additions in the order the blocks happen
+                     to finish, which differ in the last bits from run to run (an LBA ranking near a tie can flip).
+    (One tile per block meant hundreds of blocks adding into the same few channel lines: the sensitivities cost
+    1.8x the backward's own time; larger tiles spill.) RELU_INPUT: x is the ReLU's input (see the forward): the
+    gradient also passes the ReLU's (x > 0), the errors are relu(x)'s."""
     cols, cmask = _act_cols(C, BLOCK_C)
     clip = tl.maximum(tl.load(clip_ptr), EPS)
     if HAS_FP:
@@ -147,11 +158,51 @@ def act_backward_kernel(
             sens_acc += _error_terms(x, g, clipped, clip, n, fp, HAS_FP)  # masked elements: x = g = 0, a 0 term
         if HAS_LOWER:
             lower_acc += _error_terms(x, g, clipped, clip, n_lower, fp, HAS_FP)
-    tl.atomic_add(clip_grad_ptr, tl.sum(tl.sum(clip_acc, axis=1), axis=0))
-    if HAS_SENS:
-        tl.atomic_add(sens_ptr + cols, tl.div_rn(tl.sum(sens_acc, axis=0), M * 1.0), mask=cmask)
-    if HAS_LOWER:
-        tl.atomic_add(sens_lower_ptr + cols, tl.div_rn(tl.sum(lower_acc, axis=0), M * 1.0), mask=cmask)
+    clip_part = tl.sum(tl.sum(clip_acc, axis=1), axis=0)
+    sens_part = tl.div_rn(tl.sum(sens_acc, axis=0), M * 1.0)
+    lower_part = tl.div_rn(tl.sum(lower_acc, axis=0), M * 1.0)
+    if DETERMINISTIC:
+        R = tl.num_programs(0)
+        CB = tl.num_programs(1)
+        tl.store(part_ptr + tl.program_id(0) * CB + tl.program_id(1), clip_part)
+        sens_parts = part_ptr + R * CB
+        lower_parts = sens_parts + R * C
+        if HAS_SENS:
+            tl.store(sens_parts + tl.program_id(0) * C + cols, sens_part, mask=cmask)
+        if HAS_LOWER:
+            tl.store(lower_parts + tl.program_id(0) * C + cols, lower_part, mask=cmask)
+        tl.debug_barrier()  # every thread's partials stored before the ticket releases them
+        ticket = tl.atomic_add(count_ptr, 1, sem="acq_rel")
+        if ticket == R * CB - 1:  # the last block: every other block's partials are in memory
+            _add_in_order(clip_grad_ptr, part_ptr, R * CB, 1, 1, 1, RED_R)
+            if HAS_SENS:
+                _add_in_order(sens_ptr, sens_parts, R, C, CB, BLOCK_C, RED_R)
+            if HAS_LOWER:
+                _add_in_order(sens_lower_ptr, lower_parts, R, C, CB, BLOCK_C, RED_R)
+            tl.store(count_ptr, 0)  # a second backward through the same graph counts from 0 again
+    else:
+        tl.atomic_add(clip_grad_ptr, clip_part)
+        if HAS_SENS:
+            tl.atomic_add(sens_ptr + cols, sens_part, mask=cmask)
+        if HAS_LOWER:
+            tl.atomic_add(sens_lower_ptr + cols, lower_part, mask=cmask)
+
+
+@triton.jit
+def _add_in_order(dst_ptr, src_ptr, R, C, CB, BLOCK_C: tl.constexpr, RED_R: tl.constexpr):
+    """dst[c] += sum_r src[r, c] for the C channels of the row-major [R, C] partials, RED_R rows a load, in the same
+    order every time. Loads bypass L1 (.cg): the partials were written by other blocks, on other SMs."""
+    for cb in range(0, CB):
+        cols = cb * BLOCK_C + tl.arange(0, BLOCK_C)
+        cmask = cols < C
+        acc = tl.zeros((RED_R, BLOCK_C), dtype=tl.float32)
+        for r0 in range(0, R, RED_R):
+            rows = r0 + tl.arange(0, RED_R)
+            mask = (rows < R)[:, None] & cmask[None, :]
+            acc += tl.load(src_ptr + rows.to(tl.int64)[:, None] * C + cols[None, :], mask=mask, other=0.0,
+                           cache_modifier=".cg")
+        old = tl.load(dst_ptr + cols, mask=cmask, other=0.0, cache_modifier=".cg")
+        tl.store(dst_ptr + cols, old + tl.sum(acc, axis=0), mask=cmask)
 
 
 @triton.jit

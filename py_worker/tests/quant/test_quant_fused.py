@@ -126,6 +126,53 @@ def test_backward_blocks_that_run_several_row_tiles_equal_the_torch_ops(
     assert d.ok(0.0), d
 
 
+@pytest.mark.parametrize("deterministic", ["1", "0"])
+@pytest.mark.parametrize("relu_input", [False, True])
+def test_both_ways_of_adding_the_blocks_sums_equal_the_torch_ops(
+    fused_path: FusedCalls, monkeypatch: pytest.MonkeyPatch, relu_input: bool, deterministic: str,
+) -> None:
+    """DMBQ_FUSED_DETERMINISTIC=1 (the last block adds every block's partials in a fixed order) and =0 (float
+    atomics), over a grid of many row blocks and several column blocks (70 channels, 16 a block), with fewer
+    partial rows a load than there are rows of blocks (the last block's loop runs more than once, its last load
+    ragged): clip gradient and sensitivities as the torch ops."""
+    monkeypatch.setenv("DMBQ_FUSED_DETERMINISTIC", deterministic)
+    monkeypatch.setattr(fused, "ACT_BWD_TILE", 64)
+    monkeypatch.setattr(fused, "ACT_MAX_BLOCK_C", 16)
+    monkeypatch.setattr(fused, "ACT_BWD_RED_R", 4)
+    (rows, cols), _, _ = fused._act_grid(3 * 5 * 5, 70, 64, fused.ACT_BWD_ITERS or fused._act_bwd_iters(75, 70))
+    assert cols == 5 and rows > 4 and rows % 4 != 0
+    d = compare_acts(DEVICE, torch.float32, (3, 70, 5, 5), seed=7, relu_input=relu_input)
+    assert d.ok(0.0), d
+
+
+def test_the_deterministic_backward_leaves_its_count_at_zero_and_repeats_its_sums(
+    fused_path: FusedCalls, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The forward zeroes the count of finished blocks and the last block sets it back to 0 (so a second backward,
+    which gets no forward, counts from 0); repeated passes give the same sums bit for bit (on a GPU the blocks
+    finish in another order each time: python -m dmbq_worker.quant.fused_check runs this on REPEAT_SHAPES)."""
+    from dmbq_worker.quant.fused_check import repeat_acts
+
+    monkeypatch.setattr(fused, "ACT_BWD_TILE", 64)
+    x = torch.rand(4, 6, 5, 5).to(DEVICE).to(memory_format=torch.channels_last)
+    clip = torch.tensor([0.5], device=DEVICE, requires_grad=True)
+    y = fused.FusedUniformActQuantSTE.apply(x, clip, torch.full((6,), 3.0, device=DEVICE),
+                                            torch.zeros(6, dtype=torch.bool, device=DEVICE), torch.ones(6, device=DEVICE),
+                                            None, None, False)
+    assert y.grad_fn is not None
+    y.sum().backward(retain_graph=True)
+    assert int(y.grad_fn.count) == 0
+    assert repeat_acts(DEVICE, (2, 6, 5, 5), repeats=3) == 1
+
+
+def test_a_bad_deterministic_setting_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMBQ_FUSED_DETERMINISTIC", "yes")
+    with pytest.raises(ValueError, match="DMBQ_FUSED_DETERMINISTIC: 'yes' is not 0 or 1"):
+        fused.deterministic()
+    monkeypatch.delenv("DMBQ_FUSED_DETERMINISTIC")
+    assert fused.deterministic()
+
+
 def test_a_bad_tile_setting_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     from dmbq_worker.quant.fused import _env_int
 
