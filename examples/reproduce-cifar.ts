@@ -532,12 +532,23 @@ function resumableEpochs(dir: string): number | undefined {
 }
 
 const today = (): string => new Date().toISOString().slice(0, 10);
-/** The short commit of the checkout, or null in a copy without .git. */
+/**
+ * The short commit of the checkout, `SHA-dirty` when tracked files differ from it (the code that ran is in no
+ * commit: git describe's mark), or null in a copy without .git.
+ */
 export function commit(): string | null {
+  let sha: string;
   try {
-    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() || null;
+    sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
-    return null; // a copy of the tree without .git (e.g. on the device)
+    return null; // a copy of the tree without .git
+  }
+  if (!sha) return null;
+  try {
+    execFileSync("git", ["diff", "--quiet", "HEAD", "--"], { stdio: "ignore" }); // exit 1: changes
+    return sha;
+  } catch {
+    return `${sha}-dirty`;
   }
 }
 
