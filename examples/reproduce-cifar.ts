@@ -598,6 +598,13 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
       console.log(`[${row.id}] finished earlier (${epochs} epochs): read back, top-1 ${done.top1.toFixed(2)}%`);
       return done;
     }
+    const other = existsSync(join(dir, "result.json")) ? (JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as RunResult) : undefined;
+    if (other) {
+      // a finished run is the expensive thing here: never start over it (a carried 120-epoch FP run under
+      // --fp-epochs 2 was replaced this way)
+      throw new Error(`${dir} holds a finished ${other.epochs}-epoch run (top-1 ${other.top1.toFixed(2)}%), not the ${epochs} epochs these flags ask for; ` +
+        "--resume-existing never starts over a finished run: move it away, or use another --runs");
+    }
     const savedEpochs = resumableEpochs(dir);
     if (savedEpochs === epochs) {
       // Paths and the device may differ from the call that started it (a carried runs folder, another machine).

@@ -2,7 +2,7 @@
 // folder written here (random images: the numbers mean nothing, the plumbing is what is tested).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -74,6 +74,19 @@ describe("cifar-table: a table on the CPU (real workers)", function () {
       "--rows", "r20-w4a4-gp", "--seeds", "0", "--devices", "cpu", "--fp-epochs", "1", "--q-epochs", "1", "--precision", "fp32", "--train-limit", "48"], { encoding: "utf8" });
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /\[fp\/r20-fp\] did not finish: configure #\d+ failed \(ERROR_CODE_INVALID_ARGUMENT\): dataset\.batch_size: 128 exceeds the 48 training samples/);
+  });
+
+  it("never starts over a finished run of another length: the stage fails naming it, and the run is kept", () => {
+    // a carried 120-epoch FP run under a toy-size table (--fp-epochs 1) was replaced this way before
+    const fpDir = join(root, "runs-keep", "fp", "r20-fp");
+    mkdirSync(fpDir, { recursive: true });
+    const finished = JSON.stringify({ epochs: 120, top1: 87.05 });
+    writeFileSync(join(fpDir, "result.json"), finished);
+    const r = spawnSync(process.execPath, ["--import", "tsx", "examples/cifar-table.ts", "--data", join(root, "data"), "--runs", join(root, "runs-keep"),
+      "--rows", "r20-w4a4-gp", "--seeds", "0", "--devices", "cpu", "--fp-epochs", "1", "--q-epochs", "1", "--precision", "fp32"], { encoding: "utf8" });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /\[fp\/r20-fp\] did not finish: .*r20-fp holds a finished 120-epoch run \(top-1 87\.05%\), not the 1 epochs these flags ask for/);
+    assert.equal(readFileSync(join(fpDir, "result.json"), "utf8"), finished);
   });
 
   it("exits 1 and marks the seed missing when a stage does not finish", () => {
