@@ -517,12 +517,16 @@ export function rowCommand(o: Options, row: Row): string {
   return parts.join(" ");
 }
 
+/** result.json of a finished run (of any length), or undefined. */
+function savedResult(dir: string): RunResult | undefined {
+  const p = join(dir, "result.json");
+  return existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as RunResult) : undefined;
+}
+
 /** result.json of a run that finished `epochs` epochs, or undefined. */
 export function finishedResult(dir: string, epochs: number): RunResult | undefined {
-  const p = join(dir, "result.json");
-  if (!existsSync(p)) return undefined;
-  const r = JSON.parse(readFileSync(p, "utf8")) as RunResult;
-  return r.epochs === epochs ? r : undefined;
+  const r = savedResult(dir);
+  return r?.epochs === epochs ? r : undefined;
 }
 
 /** The epochs an unfinished run folder was started for, when it holds a checkpoint to resume from. */
@@ -593,16 +597,15 @@ async function runRow(o: Options, runs: Runs, row: Row, device: string): Promise
   const t0 = Date.now();
   let run: ExperimentRun | undefined;
   if (o.resumeExisting) {
-    const done = finishedResult(dir, epochs);
-    if (done) {
+    const done = savedResult(dir);
+    if (done?.epochs === epochs) {
       console.log(`[${row.id}] finished earlier (${epochs} epochs): read back, top-1 ${done.top1.toFixed(2)}%`);
       return done;
     }
-    const other = existsSync(join(dir, "result.json")) ? (JSON.parse(readFileSync(join(dir, "result.json"), "utf8")) as RunResult) : undefined;
-    if (other) {
+    if (done) {
       // a finished run is the expensive thing here: never start over it (a carried 120-epoch FP run under
       // --fp-epochs 2 was replaced this way)
-      throw new Error(`${dir} holds a finished ${other.epochs}-epoch run (top-1 ${other.top1.toFixed(2)}%), not the ${epochs} epochs these flags ask for; ` +
+      throw new Error(`${dir} holds a finished ${done.epochs}-epoch run (top-1 ${done.top1.toFixed(2)}%), not the ${epochs} epochs these flags ask for; ` +
         "--resume-existing never starts over a finished run: move it away, or use another --runs");
     }
     const savedEpochs = resumableEpochs(dir);

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dmbq_worker.engine.switches import switch_on
+from dmbq_worker.switches import switch_on
 from dmbq_worker.quant.fused import conv_operand_dtype
 from dmbq_worker.quant.layers import QuantConv2d, QuantLinear
 

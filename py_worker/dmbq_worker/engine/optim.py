@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dmbq_worker.engine.switches import switch_on
+from dmbq_worker.switches import switch_on
 from dmbq_worker.errors import invalid
 
 OPTIMIZER_NAMES = ("sgd", "adam", "adamw")

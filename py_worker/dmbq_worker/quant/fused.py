@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dmbq_worker.switches import switch_on
+
 # MAX_LEVELS of levels.py: table rows are padded to 256 levels / 255 thresholds
 _LEVEL_STRIDE, _THR_STRIDE = 256, 255
 # No multiply-add contraction: round(x * (n / clip)) must round the product as eager does. With an FMA, products that
@@ -57,13 +59,13 @@ def _kernels() -> ModuleType:
     return _kernels_module
 
 
+DETERMINISTIC_ENV = "DMBQ_FUSED_DETERMINISTIC"
+
+
 def deterministic() -> bool:
     """DMBQ_FUSED_DETERMINISTIC: "1" (default): the activation backward's sums in a fixed order; "0": float atomics.
     Read at every call, as DMBQ_FUSED_QUANT is (the bench switches it between timings)."""
-    raw = os.environ.get("DMBQ_FUSED_DETERMINISTIC", "1")
-    if raw not in ("0", "1"):
-        raise ValueError(f"DMBQ_FUSED_DETERMINISTIC: {raw!r} is not 0 or 1")
-    return raw == "1"
+    return switch_on(DETERMINISTIC_ENV)
 
 
 def fused_enabled() -> bool:

@@ -167,7 +167,7 @@ def test_the_deterministic_backward_leaves_its_count_at_zero_and_repeats_its_sum
 
 def test_a_bad_deterministic_setting_is_refused_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DMBQ_FUSED_DETERMINISTIC", "yes")
-    with pytest.raises(ValueError, match="DMBQ_FUSED_DETERMINISTIC: 'yes' is not 0 or 1"):
+    with pytest.raises(ValueError, match=r"DMBQ_FUSED_DETERMINISTIC: 'yes' is not 1 \(on, the default\) or 0 \(off\)"):
         fused.deterministic()
     monkeypatch.delenv("DMBQ_FUSED_DETERMINISTIC")
     assert fused.deterministic()

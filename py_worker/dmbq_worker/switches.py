@@ -1,4 +1,5 @@
-"""On/off switches of the engine's fast paths, read from the environment (to compare a fast path with the plain one)."""
+"""On/off switches of the worker's fast paths, read from the environment (to compare a fast path with the plain one).
+A module of its own, outside engine and quant, so both import it without importing each other."""
 
 from __future__ import annotations
 
