@@ -346,6 +346,7 @@ export function parseOptions(argv: string[]): Options {
     const own = ROWS.filter((r) => wanted.includes(r.id) && r.quant?.levels !== undefined && r.quant.levels !== levels);
     if (own.length) throw new Error(`--levels: ${own.map((r) => `${r.id} (${r.quant!.levels})`).join(", ")} fix their own weight levels; leave them out of --rows`);
   }
+  commitFromEnv(); // a bad DMBQ_COMMIT is refused before anything runs
   const data = resolve(values.data!);
   if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
   return {
@@ -537,17 +538,29 @@ function resumableEpochs(dir: string): number | undefined {
 
 const today = (): string => new Date().toISOString().slice(0, 10);
 /**
+ * `DMBQ_COMMIT`: the commit a copy of the tree without .git was made from (a device machine gets the working tree,
+ * not the repository), so its records still name their code. Refused at startup when it is not a commit, so a typo
+ * fails before a run, not when its result is written.
+ */
+export function commitFromEnv(): string | null {
+  const v = process.env.DMBQ_COMMIT?.trim();
+  if (!v) return null;
+  if (!/^[0-9a-f]{7,40}(-dirty)?$/.test(v)) throw new Error(`DMBQ_COMMIT: ${JSON.stringify(v)} is not a commit (7 to 40 hex digits, optionally -dirty)`);
+  return v;
+}
+
+/**
  * The short commit of the checkout, `SHA-dirty` when tracked files differ from it (the code that ran is in no
- * commit: git describe's mark), or null in a copy without .git.
+ * commit: git describe's mark); in a copy without .git, `DMBQ_COMMIT` when set, else null.
  */
 export function commit(): string | null {
   let sha: string;
   try {
     sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
-    return null; // a copy of the tree without .git
+    return commitFromEnv(); // a copy of the tree without .git
   }
-  if (!sha) return null;
+  if (!sha) return commitFromEnv();
   try {
     execFileSync("git", ["diff", "--quiet", "HEAD", "--"], { stdio: "ignore" }); // exit 1: changes
     return sha;

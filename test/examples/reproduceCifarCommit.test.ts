@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { commit } from "../../examples/reproduce-cifar.js";
+import { commit, parseOptions } from "../../examples/reproduce-cifar.js";
 
 describe("reproduce-cifar: the recorded commit", () => {
   let dir: string;
@@ -34,12 +34,46 @@ describe("reproduce-cifar: the recorded commit", () => {
 
   it("is null outside a git checkout", () => {
     const bare = mkdtempSync(join(tmpdir(), "dmbq-nogit-"));
+    const had = process.env.DMBQ_COMMIT;
+    delete process.env.DMBQ_COMMIT;
     try {
       process.chdir(bare);
       assert.equal(commit(), null);
     } finally {
+      if (had !== undefined) process.env.DMBQ_COMMIT = had;
       process.chdir(dir);
       rmSync(bare, { recursive: true, force: true });
     }
+  });
+
+  describe("DMBQ_COMMIT, for a copy of the tree without .git", () => {
+    let bare: string;
+    const had = process.env.DMBQ_COMMIT;
+    beforeEach(() => {
+      bare = mkdtempSync(join(tmpdir(), "dmbq-nogit-"));
+      process.chdir(bare);
+    });
+    afterEach(() => {
+      if (had === undefined) delete process.env.DMBQ_COMMIT;
+      else process.env.DMBQ_COMMIT = had;
+      process.chdir(dir);
+      rmSync(bare, { recursive: true, force: true });
+    });
+
+    it("is the recorded commit there, and a checkout's own commit wins over it", () => {
+      process.env.DMBQ_COMMIT = "e796216";
+      assert.equal(commit(), "e796216");
+      process.env.DMBQ_COMMIT = "e796216-dirty";
+      assert.equal(commit(), "e796216-dirty");
+      process.chdir(dir);
+      assert.equal(commit(), git("rev-parse", "--short", "HEAD"));
+    });
+
+    it("is refused by the driver's parser, naming the variable, when it is not a commit", () => {
+      process.env.DMBQ_COMMIT = "main";
+      assert.throws(() => parseOptions(["--data", bare]), /DMBQ_COMMIT: "main" is not a commit/);
+      process.env.DMBQ_COMMIT = "e796216";
+      assert.equal(parseOptions(["--data", bare]).data, bare);
+    });
   });
 });
