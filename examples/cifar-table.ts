@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { RunResult } from "../ts/experiment/index.js";
-import { commit, epochsOf, finishedResult, parseOptions, rowById, runOnDevices, type Job } from "./reproduce-cifar.js";
+import { commit, epochsOf, finishedResult, parseOptions, rowById, runOnDevices, type Job, type ResultsRow } from "./reproduce-cifar.js";
 
 // ---------------------------------------------------------------- the recipes
 
@@ -279,21 +279,10 @@ function seedResult(st: PlannedStage, seed: number, r: RunResult): SeedResult {
 }
 
 /** One finished seed of a row in docs/results.json's schema (issue 6), so a table's runs can be appended there as they are. */
-export interface ResultsRecord {
-  model: string;
-  config: string;
+export interface ResultsRecord extends ResultsRow {
   table_row: string;
-  top1: number;
-  fp_top1: number | null;
-  avg_w_bits: number;
-  avg_a_bits: number;
-  size_mb: number;
-  epochs: number;
-  gpu: string;
   epoch_time_ratio: null;
-  paper_top1: number | null;
   seed: number;
-  command: string;
   date: string;
   commit: string | null;
 }

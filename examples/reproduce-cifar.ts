@@ -684,7 +684,8 @@ export function rowJobs(o: Pick<Options, "rows" | "runsDir" | "fpFrom" | "fpEpoc
   return [...fps, ...quantJobs(fpRowOf)];
 }
 
-interface SummaryRow {
+/** One run as a row of docs/results.json: the fields issue 6 names (cifar-table's records and the docs add more). */
+export interface ResultsRow {
   model: string;
   config: string;
   top1: number;
@@ -715,7 +716,7 @@ function writeSummary(o: Options, outcomes: Map<string, Outcome<RunResult>>): vo
     "| row | model | top-1 | FP top-1 | Δ vs FP | paper | avg W | avg A | size (MB) | epochs | s/epoch (train) | epoch-time ratio | device |",
     "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
-  const json: SummaryRow[] = [];
+  const json: ResultsRow[] = [];
   for (const row of o.rows) {
     const out = outcomes.get(row.id);
     if (!out?.ok) {

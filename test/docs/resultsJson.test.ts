@@ -4,26 +4,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseOptions } from "../../examples/reproduce-cifar.js";
+import { parseOptions, type ResultsRow } from "../../examples/reproduce-cifar.js";
 
-interface ResultsRow {
-  model: string;
-  config: string;
-  top1: number;
-  fp_top1: number | null;
-  avg_w_bits: number;
-  avg_a_bits: number;
-  size_mb: number;
-  epochs: number;
-  gpu: string;
-  epoch_time_ratio: number | null;
-  command: string;
-  date: string;
-  commit: string;
-  seed?: number;
-}
+/** What every row of the file holds: the issue's fields, and when and from which commit it ran. */
+type RecordedRow = ResultsRow & { date: string; commit: string; seed?: number };
 
-const rows = JSON.parse(readFileSync(new URL("../../docs/results.json", import.meta.url), "utf8")) as ResultsRow[];
+const rows = JSON.parse(readFileSync(new URL("../../docs/results.json", import.meta.url), "utf8")) as RecordedRow[];
 const num = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
 
 /** One stage of a row's command (`A && B` runs A, then B) as the driver's argv, `$CIFAR10_DIR` standing for `data`. */
