@@ -287,13 +287,18 @@ export interface ResultsRecord extends ResultsRow {
   commit: string | null;
 }
 
-/** A finished seed of a row as a record: the row's last stage, with the commands of its whole chain (joined by &&). */
-function resultsRecord(o: TableOptions, row: TableRow, seed: number, chain: PlannedStage[], r: RunResult, sha: string | null): ResultsRecord {
+/**
+ * A finished seed of a row as a record: the row's last stage, with the commands of its whole chain (joined by &&).
+ * A run that recalibrated its BatchNorm statistics also keeps its score as trained, as reproduce-cifar's rows do.
+ */
+export function resultsRecord(o: TableOptions, row: TableRow, seed: number, chain: PlannedStage[], r: RunResult, sha: string | null): ResultsRecord {
   const last = chain[chain.length - 1]!;
+  const before = r.batchNormRecalibration?.top1Before;
   return {
     model: row.model, config: last.row, table_row: row.id, top1: r.top1, fp_top1: r.fpTop1 ?? null,
     avg_w_bits: r.avgWBits, avg_a_bits: r.avgABits, size_mb: r.sizeMb, epochs: r.epochs,
     gpu: r.device.replace(/^[a-z]+: /, ""), epoch_time_ratio: null, paper_top1: rowById(last.row).paper ?? null,
+    ...(before !== undefined ? { top1_before_bn_recalibration: before } : {}),
     seed, command: chain.map((st) => stageCommand(o, st)).join(" && "), date: r.finishedAt.slice(0, 10), commit: sha,
   };
 }

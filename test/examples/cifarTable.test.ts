@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TABLE, granularityOrder, parseTableOptions, planTable, rowVerdict, stageCommand, stageResult, tableMarkdown, type SeedResult } from "../../examples/cifar-table.js";
+import { TABLE, granularityOrder, parseTableOptions, planTable, resultsRecord, rowVerdict, stageCommand, stageResult, tableMarkdown, type SeedResult } from "../../examples/cifar-table.js";
+import type { RunResult } from "../../ts/experiment/records.js";
 import { ROWS, parseOptions, rowConfig } from "../../examples/reproduce-cifar.js";
 
 const seed = (s: number, top1: number, fpTop1 = 87.05): SeedResult => ({ seed: s, top1, fpTop1, avgWBits: 2, avgABits: 2, sizeMb: 0.107 });
@@ -79,6 +80,27 @@ describe("cifar-table: the plan", () => {
     assert.equal(stageResult(st), undefined);
     writeFileSync(join(st.runsDir, st.row, "result.json"), JSON.stringify({ epochs: 20, top1: 89.6 }));
     assert.equal(stageResult(st)?.top1, 89.6);
+  });
+
+  it("records a W2/A2 seed as a docs/results.json row: its whole chain's commands, and its score as trained beside the recalibrated one", () => {
+    const o = opts("--rows", "r20-w2a2-cp,r20-w4a4-gp", "--seeds", "3");
+    const plan = planTable(o);
+    const chain = ["r20-s3/r20-w2a32-cp", "r20-s3/r20-w2a2-cp"].map((id) => plan.find((s) => s.id === id)!);
+    const run: RunResult = {
+      name: "r20-w2a2-cp", model: "resnet20", dataset: "cifar10", top1: 86.81, fpTop1: 87.05, avgWBits: 2, avgABits: 2, sizeMb: 0.107,
+      fpSizeMb: 1.084, epochs: 60, epochTimeS: 1.2, device: "cuda: NVIDIA H100 80GB HBM3", startedAt: "2026-11-27T23:45:00.000Z",
+      finishedAt: "2026-11-27T23:47:00.000Z", batchNormRecalibration: { top1Before: 86.86, top1: 86.81, samples: 50000, modules: 19 },
+    };
+    const rec = resultsRecord(o, TABLE.find((r) => r.id === "r20-w2a2-cp")!, 3, chain, run, "e796216");
+    assert.equal(rec.top1, 86.81);
+    assert.equal(rec.top1_before_bn_recalibration, 86.86);
+    assert.equal(rec.gpu, "NVIDIA H100 80GB HBM3");
+    assert.equal(rec.paper_top1, 91.7);
+    assert.equal(rec.date, "2026-11-27");
+    assert.deepEqual(rec.command.split(" && ").map((c) => /--rows (\S+)/.exec(c)![1]), ["r20-w2a32-cp", "r20-w2a2-cp"]);
+    const { batchNormRecalibration: _, ...asTrained } = run;
+    const w4 = resultsRecord(o, TABLE.find((r) => r.id === "r20-w4a4-gp")!, 3, [plan.find((s) => s.id === "r20-s3/r20-w4a4-gp")!], asTrained, null);
+    assert.equal("top1_before_bn_recalibration" in w4, false);
   });
 
   it("names the bad flag", () => {
