@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import type { RunResult } from "../ts/experiment/index.js";
-import { commit, epochsOf, finishedResult, parseOptions, rowById, runOnDevices, type Job, type ResultsRow } from "./reproduce-cifar.js";
+import { commit, dataFolder, epochsOf, finishedResult, parseOptions, rowById, runOnDevices, type Job, type ResultsRow } from "./reproduce-cifar.js";
 
 // ---------------------------------------------------------------- the recipes
 
@@ -132,8 +132,7 @@ export function parseTableOptions(argv: string[]): TableOptions {
   if (vgg.length !== 2) throw new Error(`--vgg-epochs: ${JSON.stringify(values["vgg-epochs"])} is not FP,Q (two epoch counts)`);
   const deadlineS = Number(values["deadline-s"]);
   if (!Number.isFinite(deadlineS) || deadlineS < 0) throw new Error(`--deadline-s: ${JSON.stringify(values["deadline-s"])} is not a number of seconds >= 0`);
-  const data = resolve(values.data!);
-  if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
+  const data = dataFolder(values.data!);
   const limits = (["train-limit", "test-limit"] as const).flatMap((f) => (values[f] !== undefined ? [`--${f}`, String(int(f, values[f]!, 1))] : []));
   return {
     data,

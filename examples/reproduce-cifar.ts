@@ -244,6 +244,13 @@ export interface Options {
   recalibrateBn?: number;
 }
 
+/** `--data`, resolved: a folder that must exist (the CIFAR-10 layouts are read from it). */
+export function dataFolder(raw: string): string {
+  const data = resolve(raw);
+  if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
+  return data;
+}
+
 export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -347,8 +354,7 @@ export function parseOptions(argv: string[]): Options {
     if (own.length) throw new Error(`--levels: ${own.map((r) => `${r.id} (${r.quant!.levels})`).join(", ")} fix their own weight levels; leave them out of --rows`);
   }
   commitFromEnv(); // a bad DMBQ_COMMIT is refused before anything runs
-  const data = resolve(values.data!);
-  if (!existsSync(data)) throw new Error(`--data: folder ${data} does not exist (materialize ../shared/data/cifar10 there, or set CIFAR10_DIR)`);
+  const data = dataFolder(values.data!);
   return {
     data,
     runsDir: resolve(values.runs!),

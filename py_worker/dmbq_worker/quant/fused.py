@@ -11,9 +11,10 @@ Values and input gradients equal the Functions' bit for bit (bench: python -m dm
 design: the clip gradient and the sensitivities are sums in another order, equal to rounding. That order is fixed
 (DMBQ_FUSED_DETERMINISTIC=1, the default: the activation backward's last block adds every block's partial sums), so
 a seeded CUDA run repeats bit for bit; DMBQ_FUSED_DETERMINISTIC=0 adds them with float atomics in whatever order
-the blocks finish, which made two runs of one command end 0.8 points apart at W2/A2 (docs/RESULTS.md). And the probes receive each step's *signed* sums, as from weight_quant_ops / act_quant_ops, so only a
-collector that folds |.| after every step (SensitivityCollector(fold_each_step=True), the service's choice wherever
-this path runs) may lend them its probes: the quantizers check `signed_probes`.
+the blocks finish, which made two runs of one command end 0.8 points apart at W2/A2 (docs/RESULTS.md). And the
+probes receive each step's *signed* sums, as from weight_quant_ops / act_quant_ops, so only a collector that folds
+|.| after every step (SensitivityCollector(fold_each_step=True), the service's choice wherever this path runs) may
+lend them its probes: the quantizers check `signed_probes`.
 """
 
 from __future__ import annotations
